@@ -1,0 +1,1 @@
+"""Corti usage ledger: per-tenant, per-user, per-interaction credit accounting."""

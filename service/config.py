@@ -1,0 +1,69 @@
+"""Settings, read from the environment names promised in contract.md."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'corti-usage.db'}"
+
+
+class Settings(BaseSettings):
+    """Flat settings object; every field maps to one environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = DEFAULT_SQLITE_URL
+
+    # Corti credentials and hosts (the SDK's `base`, `wss`, `login`).
+    corti_environment: str = "eu"
+    corti_tenant_name: str | None = None
+    corti_client_id: str | None = None
+    corti_client_secret: SecretStr | None = None
+    corti_base_url: str | None = None
+    corti_wss_url: str | None = None
+    corti_login_url: str | None = None
+    corti_timeout_seconds: float = 60.0
+
+    # HTTP API.
+    webhook_secret: SecretStr | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 150 * 1024 * 1024
+    request_timeout_seconds: float = 30.0
+    statement_timeout_ms: int = 15_000
+    rate_limit_per_minute: int = 0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Background worker.
+    worker_concurrency: int = 32
+    job_lease_seconds: int = 60
+    job_max_attempts: int = 8
+    upload_dir: Path = Path("var/uploads")
+
+    @property
+    def corti_base(self) -> str:
+        """REST base URL, from the override or the environment."""
+        return self.corti_base_url or f"https://api.{self.corti_environment}.corti.app/v2"
+
+    @property
+    def corti_wss(self) -> str:
+        """WebSocket base URL, from the override or the environment."""
+        return (
+            self.corti_wss_url
+            or f"wss://api.{self.corti_environment}.corti.app/audio-bridge/v2"
+        )
+
+    @property
+    def corti_login(self) -> str:
+        """OAuth login base URL, from the override or the environment."""
+        return self.corti_login_url or f"https://auth.{self.corti_environment}.corti.app/realms"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
