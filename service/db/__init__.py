@@ -1,0 +1,1 @@
+"""Database layer: models, column types, engine and sessions."""

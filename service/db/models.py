@@ -1,0 +1,136 @@
+"""All tables.
+
+Attribution of usage is derived, never copied: a usage record names only its
+Corti `interaction_id`; the interaction row maps it to a tenant and user. So a
+record that arrives before its interaction is registered is simply unattributed
+until then, and re-registering an interaction moves all its usage with one
+UPDATE of one row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, new_uuid, utcnow
+from service.db.types import Credits, UTCDateTime
+
+ID_LENGTH = 128
+
+
+class Tenant(Base):
+    """A customer's tenant, known from the first interaction registered for it."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    """A customer's user; ids are unique within their tenant."""
+
+    __tablename__ = "users"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("tenants.id"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Interaction(Base):
+    """A Corti interaction mapped to the customer's tenant and user."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["users.tenant_id", "users.id"],
+            name="fk_interactions_user_users",
+        ),
+        Index("ix_interactions_tenant_user", "tenant_id", "user_id"),
+        Index("ix_interactions_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageRecord(Base):
+    """One credit figure reported by Corti; identified by (source, external_id)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_usage_records_source_external"),
+        Index("ix_usage_records_interaction_created", "interaction_id", "created_at"),
+        Index("ix_usage_records_created", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    source: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    interaction_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    credits: Mapped[Decimal] = mapped_column(Credits)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The tenant of the tenant-bound key that wrote it (NULL: admin or webhook).
+    # Registration checks it so one tenant cannot claim another's usage.
+    writer_tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+
+
+class ApiKey(Base):
+    """An API key; only a SHA-256 hash of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Job(Base):
+    """A Corti call queued by a mutation and run by the background worker."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="QUEUED")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    interaction_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    usage_record_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,132 @@
+"""Engine and sessions.
+
+Reads and writes use different session factories. On SQLite a writing
+transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on the
+database lock (busy timeout) instead of failing halfway with "database is
+locked"; readers use plain BEGIN and run alongside (WAL mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from service.db.timebuckets import sqlite_truncate
+from service.db.types import encode_sqlite_credits
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
+
+
+class _CreditSum:
+    """SQLite aggregate: exact Decimal sum of padded credit text."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> str:
+        return encode_sqlite_credits(self.total)
+
+
+def _setup_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        raw = dbapi_connection.driver_connection
+
+        async def register(conn: Any) -> None:
+            sqlite = conn._conn
+            await conn._execute(sqlite.create_aggregate, "credit_sum", 1, _CreditSum)
+            await conn._execute(
+                sqlite.create_function, "tz_trunc", 3, sqlite_truncate, deterministic=True
+            )
+
+        dbapi_connection.run_async(lambda _conn: register(raw))
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        writing = conn.get_execution_options().get("writing", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def create_engine(url: str, *, statement_timeout_ms: int | None = None) -> AsyncEngine:
+    """An async engine for a SQLite or PostgreSQL URL, set up for this service."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        settings: dict[str, str] = {"timezone": "UTC"}
+        if statement_timeout_ms:
+            settings["statement_timeout"] = str(statement_timeout_ms)
+        kwargs["connect_args"] = {"server_settings": settings}
+        kwargs["pool_size"] = 20
+        kwargs["max_overflow"] = 20
+        kwargs["pool_pre_ping"] = True
+    elif url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _setup_sqlite(engine)
+    return engine
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engine plus read and write session factories."""
+
+    engine: AsyncEngine
+    reader: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_url(cls, url: str, *, statement_timeout_ms: int | None = None) -> Database:
+        """Build the engine and both session factories."""
+        engine = create_engine(url, statement_timeout_ms=statement_timeout_ms)
+        return cls(
+            engine=engine,
+            reader=async_sessionmaker(engine, expire_on_commit=False),
+            writer=async_sessionmaker(
+                engine.execution_options(writing=True), expire_on_commit=False
+            ),
+        )
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A writing transaction: commits on success, rolls back on error."""
+        async with self.writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A short read-only transaction."""
+        async with self.reader() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
