@@ -15,7 +15,9 @@ DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'corti-usage.db'}"
 class Settings(BaseSettings):
     """Flat settings object; every field maps to one environment variable."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore"
+    )
 
     database_url: str = DEFAULT_SQLITE_URL
 
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
 
     # HTTP API.
     webhook_secret: SecretStr | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
     max_upload_bytes: int = 150 * 1024 * 1024
     request_timeout_seconds: float = 30.0
     statement_timeout_ms: int = 15_000
@@ -47,7 +49,9 @@ class Settings(BaseSettings):
     @property
     def corti_base(self) -> str:
         """REST base URL, from the override or the environment."""
-        return self.corti_base_url or f"https://api.{self.corti_environment}.corti.app/v2"
+        return (
+            self.corti_base_url or f"https://api.{self.corti_environment}.corti.app/v2"
+        )
 
     @property
     def corti_wss(self) -> str:
@@ -60,7 +64,10 @@ class Settings(BaseSettings):
     @property
     def corti_login(self) -> str:
         """OAuth login base URL, from the override or the environment."""
-        return self.corti_login_url or f"https://auth.{self.corti_environment}.corti.app/realms"
+        return (
+            self.corti_login_url
+            or f"https://auth.{self.corti_environment}.corti.app/realms"
+        )
 
 
 @lru_cache

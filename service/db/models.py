@@ -80,7 +80,9 @@ class UsageRecord(Base):
 
     __tablename__ = "usage_records"
     __table_args__ = (
-        UniqueConstraint("source", "external_id", name="uq_usage_records_source_external"),
+        UniqueConstraint(
+            "source", "external_id", name="uq_usage_records_source_external"
+        ),
         Index("ix_usage_records_interaction_created", "interaction_id", "created_at"),
         Index("ix_usage_records_created", "created_at"),
     )

@@ -54,7 +54,11 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
             sqlite = conn._conn
             await conn._execute(sqlite.create_aggregate, "credit_sum", 1, _CreditSum)
             await conn._execute(
-                sqlite.create_function, "tz_trunc", 3, sqlite_truncate, deterministic=True
+                sqlite.create_function,
+                "tz_trunc",
+                3,
+                sqlite_truncate,
+                deterministic=True,
             )
 
         dbapi_connection.run_async(lambda _conn: register(raw))

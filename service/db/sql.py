@@ -18,7 +18,7 @@ from service.db.types import Credits, UTCDateTime, encode_sqlite_credits
 _ZONE_TEXT = re.compile(r"^[A-Za-z0-9_+\-/]+$")
 
 
-class credit_sum(FunctionElement[Any]):  # noqa: N801 - reads like SQL's sum()
+class credit_sum(FunctionElement[Any]):
     """Exact sum of credits, zero for no rows."""
 
     type = Credits()
@@ -37,7 +37,7 @@ def _credit_sum_sqlite(element: credit_sum, compiler: SQLCompiler, **kw: Any) ->
     return f"coalesce(credit_sum({compiler.process(element.clauses, **kw)}), '{zero}')"
 
 
-class tz_trunc(FunctionElement[Any]):  # noqa: N801 - reads like SQL's date_trunc()
+class tz_trunc(FunctionElement[Any]):
     """Start of the local hour/day/week/month holding a UTC timestamp."""
 
     type = UTCDateTime()

@@ -62,7 +62,9 @@ def next_edge(start: datetime, unit: str, tz: ZoneInfo) -> datetime:
     return _local_midnight(following, tz)
 
 
-def edges(start: datetime, end: datetime, unit: str, tz: ZoneInfo, limit: int) -> list[datetime]:
+def edges(
+    start: datetime, end: datetime, unit: str, tz: ZoneInfo, limit: int
+) -> list[datetime]:
     """Boundaries b0 < b1 < ... with b0 <= start and the last >= end.
 
     Raises `OverflowError` when more than `limit` buckets would be needed.

@@ -26,16 +26,26 @@ SQLITE_CREDIT_WIDTH = 40
 
 def encode_sqlite_credits(value: Decimal) -> str:
     """Fixed-width text whose string order equals numeric order (non-negative)."""
-    return format(value.quantize(CREDIT_QUANTUM), f"0{SQLITE_CREDIT_WIDTH}.{CREDIT_SCALE}f")
+    return format(
+        value.quantize(CREDIT_QUANTUM), f"0{SQLITE_CREDIT_WIDTH}.{CREDIT_SCALE}f"
+    )
 
 
 def decode_credits(value: Any) -> Decimal:
     """A `Decimal` from whatever the driver returned, without float rounding."""
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, float):  # never produced by our columns; refuse silently wrong data
+    if isinstance(
+        value, float
+    ):  # never produced by our columns; refuse silently wrong data
         raise TypeError("credits must not pass through float")
     return Decimal(str(value))
+
+
+def credits_text(value: Decimal) -> str:
+    """Plain decimal text without exponent or trailing zeros ("0.3", "12")."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
 
 
 class Credits(TypeDecorator[Decimal]):

@@ -1,0 +1,134 @@
+"""Command line: serve, worker, migrate, keys, corti-sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from service.config import get_settings
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from service.app import create_app
+    from service.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+def _migrate(_args: argparse.Namespace) -> None:
+    from service.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+
+
+def _keys(args: argparse.Namespace) -> None:
+    from service.auth import keys
+    from service.auth.principal import Role
+    from service.db.session import Database
+    from service.errors import AppError
+
+    async def run() -> int:
+        db = Database.from_url(get_settings().database_url)
+        try:
+            async with db.write() as session:
+                if args.keys_command == "create":
+                    info, plain = await keys.create_key(
+                        session, Role(args.role), args.tenant, args.name
+                    )
+                    scope = (
+                        f"tenant {info.tenant_id}" if info.tenant_id else "all tenants"
+                    )
+                    print(
+                        f"created {info.role} key {info.prefix} for {scope}",
+                        file=sys.stderr,
+                    )
+                    print(plain)  # noqa: T201 - the key, shown once, as the last line
+                elif args.keys_command == "list":
+                    for info in await keys.list_keys(session):
+                        state = (
+                            f"revoked {info.revoked_at:%Y-%m-%d}"
+                            if info.revoked_at
+                            else "active"
+                        )
+                        print(  # noqa: T201
+                            f"{info.prefix}\t{info.id}\t{info.role}\t"
+                            f"{info.tenant_id or '*'}\t{state}\t{info.name or ''}"
+                        )
+                elif not await keys.revoke_key(session, args.key):
+                    print(f"no active key {args.key!r}", file=sys.stderr)
+                    return 1
+                else:
+                    print(f"revoked {args.key}", file=sys.stderr)
+        except AppError as error:
+            print(f"error: {error.message}", file=sys.stderr)
+            return 2
+        finally:
+            await db.dispose()
+        return 0
+
+    raise SystemExit(asyncio.run(run()))
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from service.worker.__main__ import main as worker_main
+
+    worker_main(args.rest)
+
+
+def _sandbox(args: argparse.Namespace) -> None:
+    from service.sandbox import run_sandbox
+
+    run_sandbox(args.rest)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and run one command."""
+    parser = argparse.ArgumentParser(prog="python -m service")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the GraphQL API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    key_parser = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = key_parser.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints it last")
+    create.add_argument("--role", required=True, choices=["admin", "reader", "ingest"])
+    create.add_argument("--tenant", default=None, help="bind the key to one tenant")
+    create.add_argument("--name", default=None, help="a label for `keys list`")
+    key_commands.add_parser("list", help="list keys (never their secrets)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key")
+    key_parser.set_defaults(run=_keys)
+
+    worker = commands.add_parser("worker", help="run the background worker")
+    worker.add_argument("rest", nargs=argparse.REMAINDER)
+    worker.set_defaults(run=_worker)
+
+    sandbox = commands.add_parser("corti-sandbox", help="run the local Corti stand-in")
+    sandbox.add_argument("rest", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(run=_sandbox)
+
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The ASGI application: GraphQL, health checks, lifespan-owned resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from service.config import Settings, get_settings
+from service.db.session import Database
+from service.graphql.schema import schema
+from service.graphql.view import GraphQLView
+from service.middleware import BodyLimit, RequestContext
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; the database engine lives from startup to shutdown."""
+    settings = settings or get_settings()
+    state = SimpleNamespace(settings=settings, db=None)
+    view = GraphQLView(schema, state)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        state.db = Database.from_url(
+            settings.database_url, statement_timeout_ms=settings.statement_timeout_ms
+        )
+        try:
+            yield
+        finally:
+            await state.db.dispose()
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        try:
+            async with state.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(
+                BodyLimit,
+                limit=settings.max_body_bytes,
+                upload_limit=settings.max_upload_bytes + 1024 * 1024,
+            ),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,1 @@
+"""The GraphQL API: schema, types, loaders and the HTTP view."""

@@ -1,0 +1,61 @@
+"""Argument parsing shared by resolvers: ranges, pages, cursors, buckets."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from service.db.timebuckets import edges, zone
+from service.errors import BadUserInput
+from service.usage.queries import TimeWindow
+from service.usage.validation import check_range, check_time_zone
+
+MAX_PAGE = 100
+MAX_BUCKETS = 1000
+_CURSOR_PREFIX = "offset:"
+
+
+def window(field: str, start: datetime | None, end: datetime | None) -> TimeWindow:
+    """A validated optional range."""
+    start, end = check_range(field, start, end)
+    return TimeWindow(start=start, end=end)
+
+
+def encode_cursor(offset: int) -> str:
+    """Opaque cursor for the row at `offset` (0-based)."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{offset}".encode()).decode()
+
+
+def page(first: int, after: str | None) -> tuple[int, int]:
+    """(limit, offset) from Relay-style `first` and `after`."""
+    if first < 0 or first > MAX_PAGE:
+        raise BadUserInput("first", f"must be between 0 and {MAX_PAGE}")
+    if after is None:
+        return first, 0
+    try:
+        text = base64.urlsafe_b64decode(after.encode()).decode()
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError(text)
+        offset = int(text.removeprefix(_CURSOR_PREFIX))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadUserInput("after", "is not a cursor returned by this API") from None
+    if offset < 0:
+        raise BadUserInput("after", "is not a cursor returned by this API")
+    return first, offset + 1
+
+
+def buckets(
+    start: datetime | None, end: datetime | None, unit: str, time_zone: str
+) -> TimeWindow:
+    """A validated bucket request: both ends, a known zone, at most 1,000 buckets."""
+    check_range("range", start, end, required=True)
+    check_time_zone("timeZone", time_zone)
+    assert start is not None and end is not None
+    try:
+        edges(start, end, unit, zone(time_zone), MAX_BUCKETS)
+    except OverflowError:
+        raise BadUserInput(
+            "range", f"spans more than {MAX_BUCKETS} buckets; use a coarser granularity"
+        ) from None
+    return TimeWindow(start=start, end=end)

@@ -1,0 +1,40 @@
+"""The per-request context handed to every resolver."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.types import Info as StrawberryInfo
+
+from service.auth.principal import Principal
+from service.config import Settings
+from service.db.session import Database
+from service.errors import AppError, Unauthenticated
+from service.graphql.loaders import Loaders
+
+
+@dataclass
+class Context:
+    """Database, caller and loaders of one GraphQL operation."""
+
+    db: Database
+    settings: Settings
+    principal: Principal | None
+    loaders: Loaders
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    auth_error: AppError | None = None
+    request: Any = None
+    response: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated principal; UNAUTHENTICATED if there is none."""
+        if self.principal is None:
+            raise self.auth_error or Unauthenticated("an API key is required")
+        return self.principal
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,87 @@
+"""The Job type (the job mutations live with the worker's domain)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from service.auth.principal import Principal, Role
+from service.db import models
+from service.graphql.context import Info
+from service.graphql.types import Interaction, UsageRecord
+
+
+@strawberry.enum(description="Where a job is in its life.")
+class JobStatus(Enum):
+    """Job state."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@strawberry.type(description="A Corti call run by the background worker.")
+class Job:
+    """A background job."""
+
+    id: strawberry.ID = strawberry.field(description="Job id.")
+    kind: str = strawberry.field(
+        description="createInteraction, requestTranscript, requestDocument or requestStream."
+    )
+    status: JobStatus = strawberry.field(description="Current state.")
+    attempts: int = strawberry.field(
+        description="How many times the worker started it."
+    )
+    error: str | None = strawberry.field(description="Why the last attempt failed.")
+    created_at: datetime = strawberry.field(description="When it was queued.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+    interaction_id: strawberry.Private[str | None]
+    usage_record_id: strawberry.Private[str | None]
+
+    @classmethod
+    def from_model(cls, row: models.Job) -> Job:
+        """Map a database row."""
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            kind=row.kind,
+            status=JobStatus(row.status),
+            attempts=row.attempts,
+            error=row.error,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            interaction_id=row.interaction_id,
+            usage_record_id=str(row.usage_record_id) if row.usage_record_id else None,
+        )
+
+    @staticmethod
+    def visible_to(row: models.Job, caller: Principal) -> bool:
+        """Readers see their tenant's jobs; ingest keys only their own."""
+        if caller.role is Role.INGEST:
+            return caller.key_id is not None and row.api_key_id == caller.key_id
+        if row.tenant_id is None:
+            return caller.tenant_id is None
+        return caller.sees_tenant(row.tenant_id)
+
+    @strawberry.field(description="The interaction the job works on, once registered.")
+    async def interaction(self, info: Info) -> Interaction | None:
+        if self.interaction_id is None:
+            return None
+        row = await info.context.loaders.interaction.load(self.interaction_id)
+        if row is None or not info.context.caller.sees_tenant(row.tenant_id):
+            return None
+        return Interaction.from_model(row)
+
+    @strawberry.field(
+        description="The usage record the job produced, once it succeeded."
+    )
+    async def usage(self, info: Info) -> UsageRecord | None:
+        if self.usage_record_id is None or self.interaction_id is None:
+            return None
+        rows = await info.context.loaders.records.load((None, self.interaction_id))
+        for row in rows:
+            if str(row.id) == self.usage_record_id:
+                return UsageRecord.from_model(row)
+        return None

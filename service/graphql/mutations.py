@@ -1,0 +1,220 @@
+"""Webhook-style ingestion mutations; one transaction per mutation field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+
+from service.errors import BadUserInput
+from service.graphql.context import Info
+from service.graphql.types import IngestResult, Interaction, UsageRecord
+from service.usage.records import Source, UsageIn
+from service.usage.service import usage_service
+
+CREATED_AT = "When it happened; left out: the time this service received it."
+
+
+@strawberry.input(
+    description="Map a Corti interaction to the customer's tenant and user."
+)
+class RegisterInteractionInput:
+    """registerInteraction input."""
+
+    interaction_id: strawberry.ID = strawberry.field(
+        description="The Corti interactionId."
+    )
+    tenant_id: strawberry.ID = strawberry.field(description="The customer's tenant id.")
+    user_id: strawberry.ID = strawberry.field(description="The customer's user id.")
+    created_at: datetime | None = strawberry.field(
+        default=None,
+        description="When the interaction was created; left out: now (or unchanged).",
+    )
+
+
+@strawberry.input(description="Credits reported on a created transcript.")
+class TranscriptUsageInput:
+    """recordTranscriptUsage input."""
+
+    interaction_id: strawberry.ID = strawberry.field(
+        description="The Corti interactionId."
+    )
+    transcript_id: strawberry.ID = strawberry.field(
+        description="The Corti transcript id."
+    )
+    credits_consumed: Decimal = strawberry.field(
+        description="usageInfo.creditsConsumed from Corti's response."
+    )
+    created_at: datetime | None = strawberry.field(default=None, description=CREATED_AT)
+
+
+@strawberry.input(description="Credits reported on a generated document.")
+class DocumentUsageInput:
+    """recordDocumentUsage input."""
+
+    interaction_id: strawberry.ID = strawberry.field(
+        description="The Corti interactionId."
+    )
+    document_id: strawberry.ID = strawberry.field(description="The Corti document id.")
+    credits_consumed: Decimal = strawberry.field(
+        description="usageInfo.creditsConsumed from Corti's response."
+    )
+    created_at: datetime | None = strawberry.field(default=None, description=CREATED_AT)
+
+
+@strawberry.input(
+    description="Credits from the final `usage` message of a /streams session."
+)
+class StreamUsageInput:
+    """recordStreamUsage input."""
+
+    interaction_id: strawberry.ID = strawberry.field(
+        description="The Corti interactionId."
+    )
+    stream_id: strawberry.ID = strawberry.field(
+        description="The sender's own id for the websocket session (e.g. a UUID)."
+    )
+    credits: Decimal = strawberry.field(
+        description="`credits` of the final usage message."
+    )
+    created_at: datetime | None = strawberry.field(default=None, description=CREATED_AT)
+
+
+@strawberry.input(description="One usage record of a batch.")
+class UsageRecordInput:
+    """ingestUsage item."""
+
+    source: Source = strawberry.field(description="Which Corti operation reported it.")
+    interaction_id: strawberry.ID = strawberry.field(
+        description="The Corti interactionId."
+    )
+    external_id: strawberry.ID = strawberry.field(
+        description="Corti transcript id, document id, or the stream's id."
+    )
+    credits: Decimal = strawberry.field(description="Credits consumed.")
+    created_at: datetime | None = strawberry.field(default=None, description=CREATED_AT)
+
+
+@contextmanager
+def _input_fields(**renames: str) -> Iterator[None]:
+    """Name fields as the client wrote them: `input.creditsConsumed`."""
+    try:
+        yield
+    except BadUserInput as error:
+        name = renames.get(error.field, error.field)
+        raise BadUserInput(f"input.{name}", error.message.split(": ", 1)[1]) from None
+
+
+async def _record(info: Info, usage: UsageIn, **renames: str) -> UsageRecord:
+    with _input_fields(**renames):
+        async with info.context.db.write() as session:
+            outcome = await usage_service.record(session, info.context.caller, usage)
+    return UsageRecord.from_model(outcome.record)
+
+
+@strawberry.type(description="Recording usage and registering interactions.")
+class IngestionMutation:
+    """Ingestion mutations."""
+
+    @strawberry.mutation(
+        description=(
+            "Map an interaction to a tenant and user. Registering it again with "
+            "another user or tenant moves its usage with it."
+        )
+    )
+    async def register_interaction(
+        self, info: Info, input: RegisterInteractionInput
+    ) -> Interaction:
+        with _input_fields():
+            async with info.context.db.write() as session:
+                row = await usage_service.register_interaction(
+                    session,
+                    info.context.caller,
+                    interaction_id=str(input.interaction_id),
+                    tenant_id=str(input.tenant_id),
+                    user_id=str(input.user_id),
+                    created_at=input.created_at,
+                )
+        return Interaction.from_model(row)
+
+    @strawberry.mutation(description="Record a transcript's credits (idempotent).")
+    async def record_transcript_usage(
+        self, info: Info, input: TranscriptUsageInput
+    ) -> UsageRecord:
+        return await _record(
+            info,
+            UsageIn(
+                source=Source.TRANSCRIPT,
+                interaction_id=str(input.interaction_id),
+                external_id=str(input.transcript_id),
+                credits=input.credits_consumed,
+                created_at=input.created_at,
+            ),
+            credits="creditsConsumed",
+            externalId="transcriptId",
+        )
+
+    @strawberry.mutation(description="Record a document's credits (idempotent).")
+    async def record_document_usage(
+        self, info: Info, input: DocumentUsageInput
+    ) -> UsageRecord:
+        return await _record(
+            info,
+            UsageIn(
+                source=Source.DOCUMENT,
+                interaction_id=str(input.interaction_id),
+                external_id=str(input.document_id),
+                credits=input.credits_consumed,
+                created_at=input.created_at,
+            ),
+            credits="creditsConsumed",
+            externalId="documentId",
+        )
+
+    @strawberry.mutation(description="Record a stream's final credits (idempotent).")
+    async def record_stream_usage(
+        self, info: Info, input: StreamUsageInput
+    ) -> UsageRecord:
+        return await _record(
+            info,
+            UsageIn(
+                source=Source.STREAM,
+                interaction_id=str(input.interaction_id),
+                external_id=str(input.stream_id),
+                credits=input.credits,
+                created_at=input.created_at,
+            ),
+            externalId="streamId",
+        )
+
+    @strawberry.mutation(
+        description=(
+            "Record many usage records at once, all or nothing; an error names the "
+            "index of the bad record. Up to 10,000 records per call."
+        )
+    )
+    async def ingest_usage(
+        self,
+        info: Info,
+        records: list[UsageRecordInput],
+    ) -> IngestResult:
+        batch = [
+            UsageIn(
+                source=Source(item.source),
+                interaction_id=str(item.interaction_id),
+                external_id=str(item.external_id),
+                credits=item.credits,
+                created_at=item.created_at,
+            )
+            for item in records
+        ]
+        async with info.context.db.write() as session:
+            outcome = await usage_service.ingest(session, info.context.caller, batch)
+        return IngestResult(
+            accepted=outcome.accepted,
+            duplicates=outcome.duplicates,
+            records=[UsageRecord.from_model(r) for r in outcome.records],
+        )

@@ -1,0 +1,95 @@
+"""Root query fields. Each applies the caller's tenant scope."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import strawberry
+
+from service.errors import BadUserInput
+from service.graphql import args
+from service.graphql.context import Info
+from service.graphql.jobs import Job
+from service.graphql.types import (
+    AfterArg,
+    FirstArg,
+    Interaction,
+    PageInfo,
+    Tenant,
+    TenantConnection,
+)
+from service.usage import queries
+
+
+def parse_uuid(field: str, value: str) -> uuid.UUID:
+    """A UUID argument, or BAD_USER_INPUT naming the field."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise BadUserInput(field, "is not a valid id") from None
+
+
+@strawberry.type(description="Reading usage: tenants, users, interactions and jobs.")
+class Query:
+    """The root query type."""
+
+    @strawberry.field(description="Tenants visible to the caller, by id.")
+    async def tenants(
+        self, info: Info, first: FirstArg = 50, after: AfterArg = None
+    ) -> TenantConnection:
+        caller = info.context.caller
+        caller.require_read()
+        limit, offset = args.page(first, after)
+        async with info.context.db.read() as session:
+            result = await queries.tenants_page(
+                session, caller.tenant_id, limit, offset
+            )
+        return TenantConnection(
+            nodes=[Tenant(id=strawberry.ID(t)) for t in result.items],
+            page_info=PageInfo.of(result),  # type: ignore[arg-type]
+            total_count=result.total,
+        )
+
+    @strawberry.field(description="One tenant, or null if unknown or not visible.")
+    async def tenant(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Tenant id.")],
+    ) -> Tenant | None:
+        caller = info.context.caller
+        caller.require_read()
+        if not caller.sees_tenant(str(id)):
+            return None
+        if not await info.context.loaders.tenant_exists.load(str(id)):
+            return None
+        return Tenant(id=id)
+
+    @strawberry.field(description="One registered interaction by Corti interactionId.")
+    async def interaction(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="Corti interactionId.")
+        ],
+    ) -> Interaction | None:
+        caller = info.context.caller
+        caller.require_read()
+        row = await info.context.loaders.interaction.load(str(id))
+        if row is None or not caller.sees_tenant(row.tenant_id):
+            return None
+        return Interaction.from_model(row)
+
+    @strawberry.field(
+        description="A background job; ingest keys see only the jobs they created."
+    )
+    async def job(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Job id.")],
+    ) -> Job | None:
+        caller = info.context.caller
+        row = await info.context.loaders.job.load(parse_uuid("id", str(id)))
+        if row is None or not Job.visible_to(row, caller):
+            return None
+        return Job.from_model(row)

@@ -1,0 +1,46 @@
+"""The schema; `schema.graphql` is generated from it (see tests/test_schema.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+
+from service.graphql.errors import ErrorCodes
+from service.graphql.mutations import IngestionMutation
+from service.graphql.queries import Query
+from service.graphql.scalars import SCALAR_MAP
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 20_000
+
+
+@strawberry.type(description="Writing usage: ingestion and Corti calls.")
+class Mutation(IngestionMutation):
+    """The root mutation type."""
+
+
+class Schema(strawberry.Schema):
+    """strawberry's Schema, minus its own error logging (ErrorCodes logs instead)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: Any = None
+    ) -> None:
+        """Logged by ErrorCodes, which knows which errors are unexpected."""
+
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
+    extensions=[
+        ErrorCodes,
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ],
+)

@@ -1,0 +1,102 @@
+"""The HTTP view: authentication, exact JSON numbers, and error status codes."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from graphql import GraphQLError
+from starlette.requests import Request
+from strawberry.asgi import GraphQL
+from strawberry.http.temporal_response import TemporalResponse
+from strawberry.types import ExecutionResult
+
+from service.auth import keys, webhooks
+from service.auth.principal import Principal, Role
+from service.config import Settings
+from service.db.session import Database
+from service.errors import AppError, Unauthenticated
+from service.graphql.context import Context
+from service.graphql.loaders import Loaders
+from service.logs import request_id_var
+
+
+class GraphQLView(GraphQL[Context, None]):
+    """strawberry's ASGI view with our context and authentication."""
+
+    def __init__(self, schema: Any, state: Any) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            multipart_uploads_enabled=True,
+        )
+        self.state = state
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON numbers become Decimal, so credits sent as numbers stay exact."""
+        return json.loads(data, parse_float=Decimal)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        """Authenticate once per request; failures are reported at execution."""
+        db: Database = self.state.db
+        settings: Settings = self.state.settings
+        principal, error = await _authenticate(request, db, settings)
+        return Context(
+            db=db,
+            settings=settings,
+            principal=principal,
+            auth_error=error,
+            loaders=Loaders(db),
+            request_id=request_id_var.get() or "",
+            request=request,
+            response=response,
+            extras={"state": self.state},
+        )
+
+    async def execute_operation(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: Any,
+        context: Context,
+        root_value: Any,
+        sub_response: TemporalResponse,
+    ) -> Any:
+        """Refuse every operation, introspection included, without a valid key."""
+        if context.principal is None:
+            error = context.auth_error or Unauthenticated("an API key is required")
+            sub_response.status_code = 401
+            sub_response.headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
+            return ExecutionResult(
+                data=None,
+                errors=[GraphQLError(error.message, extensions={"code": error.code})],
+            )
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+
+async def _authenticate(
+    request: Request, db: Database, settings: Settings
+) -> tuple[Principal | None, AppError | None]:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, Unauthenticated("use Authorization: Bearer <key>")
+        async with db.read() as session:
+            principal = await keys.authenticate(session, token.strip())
+        if principal is None:
+            return None, Unauthenticated("unknown or revoked API key")
+        return principal, None
+    signature = request.headers.get("x-webhook-signature")
+    if signature and settings.webhook_secret is not None:
+        secrets = [
+            s.strip() for s in settings.webhook_secret.get_secret_value().split(",")
+        ]
+        body = await request.body()
+        if webhooks.verify(signature, body, [s for s in secrets if s]):
+            return Principal(role=Role.INGEST, webhook=True), None
+        return None, Unauthenticated("invalid or expired webhook signature")
+    return None, Unauthenticated("an API key is required (Authorization: Bearer <key>)")

@@ -1,0 +1,1 @@
+"""The usage ledger: interactions, usage records and their aggregates."""

@@ -1,0 +1,426 @@
+"""Read-side SQL: every function answers for many owners in one statement.
+
+These back the GraphQL DataLoaders, so a nested selection costs one statement
+per level whatever the number of rows. Owners are tenants (`tenant_id`),
+users (`(tenant_id, user_id)`) or interactions (`interaction_id`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.models import Interaction, Job, Tenant, UsageRecord, User
+from service.db.sql import credit_sum, tz_trunc
+from service.db.timebuckets import edges, zone
+from service.db.types import Credits
+from service.usage.records import Source
+
+T = TypeVar("T")
+ZERO = Decimal(0)
+
+
+class Owner(StrEnum):
+    """What a set of usage records is grouped by."""
+
+    TENANT = "tenant"
+    USER = "user"
+    INTERACTION = "interaction"
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A half-open [start, end) filter on usage `created_at`; None is open."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True when neither end is set."""
+        return self.start is None and self.end is None
+
+    def filters(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses for usage_records."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            clauses.append(UsageRecord.created_at >= self.start)
+        if self.end is not None:
+            clauses.append(UsageRecord.created_at < self.end)
+        return clauses
+
+
+@dataclass
+class Summary:
+    """Credits per source, their exact total and the number of records."""
+
+    by_source: dict[str, Decimal] = field(default_factory=dict)
+    records: int = 0
+
+    def add(self, source: str, credits: Decimal, count: int) -> None:
+        """Fold one (source, sum, count) row in."""
+        self.by_source[source] = self.by_source.get(source, ZERO) + credits
+        self.records += count
+
+    def of(self, source: Source) -> Decimal:
+        """Credits from one source."""
+        return self.by_source.get(source.value, ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        """Credits from every source."""
+        return sum(self.by_source.values(), ZERO)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One time bucket [start, end) and its credits."""
+
+    start: datetime
+    end: datetime
+    credits: Summary
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, with the size of the whole list."""
+
+    items: list[T]
+    total: int
+    offset: int
+
+    @property
+    def has_next(self) -> bool:
+        """Whether rows follow this page."""
+        return self.offset + len(self.items) < self.total
+
+
+def _owner_columns(owner: Owner) -> list[Any]:
+    if owner is Owner.TENANT:
+        return [Interaction.tenant_id]
+    if owner is Owner.USER:
+        return [Interaction.tenant_id, Interaction.user_id]
+    return [UsageRecord.interaction_id]
+
+
+def _owner_filter(owner: Owner, keys: Sequence[Hashable]) -> ColumnElement[bool]:
+    columns = _owner_columns(owner)
+    if owner is Owner.USER:
+        return tuple_(*columns).in_(list(keys))
+    return columns[0].in_(list(keys))
+
+
+def _usage_from(owner: Owner, statement: Select[Any]) -> Select[Any]:
+    if owner is Owner.INTERACTION:
+        return statement.select_from(UsageRecord)
+    return statement.select_from(UsageRecord).join(
+        Interaction, Interaction.id == UsageRecord.interaction_id
+    )
+
+
+def _key(owner: Owner, row: Any) -> Hashable:
+    return (row[0], row[1]) if owner is Owner.USER else row[0]
+
+
+async def credit_summaries(
+    session: AsyncSession, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
+) -> dict[Hashable, Summary]:
+    """Credits per source for each owner within the window."""
+    columns = _owner_columns(owner)
+    statement = _usage_from(
+        owner,
+        select(
+            *columns,
+            UsageRecord.source,
+            credit_sum(UsageRecord.credits),
+            func.count(),
+        ),
+    ).where(_owner_filter(owner, keys), *window.filters())
+    statement = statement.group_by(*columns, UsageRecord.source)
+    result: dict[Hashable, Summary] = defaultdict(Summary)
+    width = len(columns)
+    for row in await session.execute(statement):
+        result[_key(owner, row)].add(row[width], row[width + 1], row[width + 2])
+    return result
+
+
+async def usage_buckets(
+    session: AsyncSession,
+    owner: Owner,
+    keys: Sequence[Hashable],
+    window: TimeWindow,
+    unit: str,
+    zone_name: str,
+    limit: int,
+) -> dict[Hashable, list[Bucket]]:
+    """Every bucket of the window for each owner, empty ones included."""
+    assert window.start is not None and window.end is not None
+    boundaries = edges(window.start, window.end, unit, zone(zone_name), limit)
+    columns = _owner_columns(owner)
+    bucket = tz_trunc(UsageRecord.created_at, unit, zone_name)
+    statement = _usage_from(
+        owner,
+        select(
+            *columns,
+            bucket,
+            UsageRecord.source,
+            credit_sum(UsageRecord.credits),
+            func.count(),
+        ),
+    ).where(_owner_filter(owner, keys), *window.filters())
+    statement = statement.group_by(*columns, bucket, UsageRecord.source)
+    sums: dict[Hashable, list[Summary]] = {
+        key: [Summary() for _ in boundaries[:-1]] for key in keys
+    }
+    width = len(columns)
+    for row in await session.execute(statement):
+        index = bisect.bisect_right(boundaries, row[width]) - 1
+        sums[_key(owner, row)][index].add(
+            row[width + 1], row[width + 2], row[width + 3]
+        )
+    return {
+        key: [
+            Bucket(start=boundaries[i], end=boundaries[i + 1], credits=summary)
+            for i, summary in enumerate(per_bucket)
+        ]
+        for key, per_bucket in sums.items()
+    }
+
+
+async def tenants_page(
+    session: AsyncSession, only: str | None, first: int, offset: int
+) -> Page[str]:
+    """Tenant ids in id order; `only` restricts to one tenant."""
+    statement = select(Tenant.id, func.count().over().label("total"))
+    if only is not None:
+        statement = statement.where(Tenant.id == only)
+    rows = (
+        await session.execute(statement.order_by(Tenant.id).offset(offset).limit(first))
+    ).all()
+    if rows:
+        total = rows[0].total
+    else:
+        count = select(func.count()).select_from(Tenant)
+        if only is not None:
+            count = count.where(Tenant.id == only)
+        total = (await session.execute(count)).scalar_one() if offset else 0
+    return Page(items=[row.id for row in rows], total=total, offset=offset)
+
+
+async def existing_tenants(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` are known tenants."""
+    rows = await session.execute(select(Tenant.id).where(Tenant.id.in_(list(ids))))
+    return set(rows.scalars())
+
+
+async def existing_users(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (tenant_id, user_id) pairs are known users."""
+    rows = await session.execute(
+        select(User.tenant_id, User.id).where(
+            tuple_(User.tenant_id, User.id).in_(list(keys))
+        )
+    )
+    return {(row[0], row[1]) for row in rows}
+
+
+async def interactions_by_id(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, Interaction]:
+    """Registered interactions by Corti id."""
+    rows = await session.execute(
+        select(Interaction).where(Interaction.id.in_(list(ids)))
+    )
+    return {row.id: row for row in rows.scalars()}
+
+
+async def records_of(
+    session: AsyncSession, interaction_ids: Sequence[str], source: str | None
+) -> dict[str, list[UsageRecord]]:
+    """Usage records of each interaction, oldest first."""
+    statement = select(UsageRecord).where(
+        UsageRecord.interaction_id.in_(list(interaction_ids))
+    )
+    if source is not None:
+        statement = statement.where(UsageRecord.source == source)
+    statement = statement.order_by(UsageRecord.created_at, UsageRecord.external_id)
+    result: dict[str, list[UsageRecord]] = defaultdict(list)
+    for record in (await session.execute(statement)).scalars():
+        result[record.interaction_id].append(record)
+    return result
+
+
+class UserOrder(StrEnum):
+    """How a tenant's users are listed."""
+
+    CREDITS_DESC = "CREDITS_DESC"
+    ID_ASC = "ID_ASC"
+
+
+async def users_pages(
+    session: AsyncSession,
+    tenant_ids: Sequence[str],
+    window: TimeWindow,
+    order: UserOrder,
+    first: int,
+    offset: int,
+) -> dict[str, Page[tuple[str, str]]]:
+    """Each tenant's users (with usage in the window, or all when it is open)."""
+    agg = (
+        select(
+            Interaction.tenant_id.label("tenant_id"),
+            Interaction.user_id.label("user_id"),
+            credit_sum(UsageRecord.credits).label("credits"),
+        )
+        .select_from(UsageRecord)
+        .join(Interaction, Interaction.id == UsageRecord.interaction_id)
+        .where(Interaction.tenant_id.in_(list(tenant_ids)), *window.filters())
+        .group_by(Interaction.tenant_id, Interaction.user_id)
+        .subquery("agg")
+    )
+    if window.is_open:
+        base = (
+            select(
+                User.tenant_id.label("tenant_id"),
+                User.id.label("user_id"),
+                func.coalesce(agg.c.credits, literal(ZERO, Credits())).label("credits"),
+            )
+            .outerjoin(
+                agg, and_(agg.c.tenant_id == User.tenant_id, agg.c.user_id == User.id)
+            )
+            .where(User.tenant_id.in_(list(tenant_ids)))
+            .subquery("base")
+        )
+    else:
+        base = agg
+    ordering = [base.c.user_id.asc()]
+    if order is UserOrder.CREDITS_DESC:
+        ordering.insert(0, base.c.credits.desc())
+    ranked = select(
+        base.c.tenant_id,
+        base.c.user_id,
+        func.row_number()
+        .over(partition_by=base.c.tenant_id, order_by=ordering)
+        .label("rn"),
+        func.count().over(partition_by=base.c.tenant_id).label("total"),
+    ).subquery("ranked")
+    statement = (
+        select(ranked.c.tenant_id, ranked.c.user_id, ranked.c.total)
+        .where(ranked.c.rn > offset, ranked.c.rn <= offset + first)
+        .order_by(ranked.c.tenant_id, ranked.c.rn)
+    )
+    items: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    totals: dict[str, int] = {}
+    for row in await session.execute(statement):
+        items[row.tenant_id].append((row.tenant_id, row.user_id))
+        totals[row.tenant_id] = row.total
+    missing = [t for t in tenant_ids if t not in totals]
+    if missing and offset:
+        count = (
+            select(base.c.tenant_id, func.count())
+            .where(base.c.tenant_id.in_(missing))
+            .group_by(base.c.tenant_id)
+        )
+        totals.update({row[0]: row[1] for row in await session.execute(count)})
+    return {
+        t: Page(items=items.get(t, []), total=totals.get(t, 0), offset=offset)
+        for t in tenant_ids
+    }
+
+
+async def interactions_pages(
+    session: AsyncSession,
+    owner: Owner,
+    keys: Sequence[Hashable],
+    window: TimeWindow,
+    first: int,
+    offset: int,
+) -> dict[Hashable, Page[Interaction]]:
+    """Each owner's interactions, newest usage first (see contract.md)."""
+    columns = _owner_columns(owner)
+    agg = (
+        select(
+            UsageRecord.interaction_id.label("interaction_id"),
+            func.max(UsageRecord.created_at).label("last_usage"),
+        )
+        .select_from(UsageRecord)
+        .join(Interaction, Interaction.id == UsageRecord.interaction_id)
+        .where(_owner_filter(owner, keys), *window.filters())
+        .group_by(UsageRecord.interaction_id)
+        .subquery("agg")
+    )
+    if window.is_open:
+        base = (
+            select(
+                Interaction.id.label("id"),
+                *[c.label(c.key) for c in columns],
+                func.coalesce(agg.c.last_usage, Interaction.created_at).label(
+                    "sort_key"
+                ),
+            )
+            .outerjoin(agg, agg.c.interaction_id == Interaction.id)
+            .where(_owner_filter(owner, keys))
+            .subquery("base")
+        )
+    else:
+        base = (
+            select(
+                Interaction.id.label("id"),
+                *[c.label(c.key) for c in columns],
+                agg.c.last_usage.label("sort_key"),
+            )
+            .join(agg, agg.c.interaction_id == Interaction.id)
+            .subquery("base")
+        )
+    partition = [base.c[c.key] for c in columns]
+    ranked = select(
+        base.c.id,
+        func.row_number()
+        .over(
+            partition_by=partition, order_by=[base.c.sort_key.desc(), base.c.id.desc()]
+        )
+        .label("rn"),
+        func.count().over(partition_by=partition).label("total"),
+    ).subquery("ranked")
+    statement = (
+        select(Interaction, ranked.c.total)
+        .join(ranked, ranked.c.id == Interaction.id)
+        .where(ranked.c.rn > offset, ranked.c.rn <= offset + first)
+        .order_by(ranked.c.rn)
+    )
+    items: dict[Hashable, list[Interaction]] = defaultdict(list)
+    totals: dict[Hashable, int] = {}
+    for interaction, total in await session.execute(statement):
+        key: Hashable = (
+            (interaction.tenant_id, interaction.user_id)
+            if owner is Owner.USER
+            else interaction.tenant_id
+        )
+        items[key].append(interaction)
+        totals[key] = total
+    missing = [k for k in keys if k not in totals]
+    if missing and offset:
+        count = select(*partition, func.count()).group_by(*partition)
+        totals.update(
+            {_key(owner, row): row[-1] for row in await session.execute(count)}
+        )
+    return {
+        k: Page(items=items.get(k, []), total=totals.get(k, 0), offset=offset)
+        for k in keys
+    }
+
+
+async def jobs_by_id(session: AsyncSession, ids: Sequence[Any]) -> dict[Any, Job]:
+    """Jobs by id."""
+    rows = await session.execute(select(Job).where(Job.id.in_(list(ids))))
+    return {row.id: row for row in rows.scalars()}

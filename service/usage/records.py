@@ -1,0 +1,46 @@
+"""Plain values passed between the GraphQL layer, the worker and the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from service.db.models import UsageRecord
+
+
+class Source(StrEnum):
+    """Where a credit figure came from (stored as these names)."""
+
+    STREAM = "STREAM"
+    TRANSCRIPT = "TRANSCRIPT"
+    DOCUMENT = "DOCUMENT"
+
+
+@dataclass(frozen=True)
+class UsageIn:
+    """One usage record as delivered, not yet validated."""
+
+    source: Source
+    interaction_id: str
+    external_id: str
+    credits: Decimal
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """A stored usage record and whether this delivery was a redelivery."""
+
+    record: UsageRecord
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """The result of a batch: records in input order, with counts."""
+
+    accepted: int
+    duplicates: int
+    records: list[UsageRecord]

@@ -1,0 +1,153 @@
+"""Write-side SQL for the ledger. Only flushes; never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.base import utcnow
+from service.db.models import Interaction, Tenant, UsageRecord, User
+
+# Rows per INSERT: 7 columns each keeps us under both drivers' parameter limits.
+INSERT_CHUNK = 1000
+LOOKUP_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class UsageRepository:
+    """SQL for registering interactions and inserting usage records."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert(self, table: Any) -> Any:
+        dialect = self.session.bind.dialect.name
+        module = postgresql if dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    async def ensure_user(self, tenant_id: str, user_id: str) -> None:
+        """Create the tenant and user rows unless they exist."""
+        now = utcnow()
+        await self.session.execute(
+            self._insert(Tenant)
+            .values(id=tenant_id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        await self.session.execute(
+            self._insert(User)
+            .values(tenant_id=tenant_id, id=user_id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+        )
+
+    async def lock_interaction(self, interaction_id: str) -> Interaction | None:
+        """The interaction row, locked for update on PostgreSQL."""
+        result = await self.session.execute(
+            select(Interaction)
+            .where(Interaction.id == interaction_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def insert_interaction(
+        self, interaction_id: str, tenant_id: str, user_id: str, created_at: datetime
+    ) -> bool:
+        """Insert unless it exists; True when this call created it."""
+        now = utcnow()
+        result = await self.session.execute(
+            self._insert(Interaction)
+            .values(
+                id=interaction_id,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                created_at=created_at,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(Interaction.id)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def move_interaction(
+        self,
+        interaction_id: str,
+        tenant_id: str,
+        user_id: str,
+        created_at: datetime | None,
+    ) -> None:
+        """Point the interaction (and so all its usage) at another tenant/user."""
+        values: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "updated_at": utcnow(),
+        }
+        if created_at is not None:
+            values["created_at"] = created_at
+        await self.session.execute(
+            update(Interaction).where(Interaction.id == interaction_id).values(**values)
+        )
+
+    async def foreign_writers(self, interaction_id: str, tenant_id: str) -> bool:
+        """Whether a key bound to another tenant wrote usage for this interaction."""
+        result = await self.session.execute(
+            select(UsageRecord.id)
+            .where(
+                UsageRecord.interaction_id == interaction_id,
+                UsageRecord.writer_tenant_id.is_not(None),
+                UsageRecord.writer_tenant_id != tenant_id,
+            )
+            .limit(1)
+        )
+        return result.first() is not None
+
+    async def interaction_tenants(
+        self, interaction_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """The tenant of every registered interaction among `interaction_ids`."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
+            result = await self.session.execute(
+                select(Interaction.id, Interaction.tenant_id).where(
+                    Interaction.id.in_(chunk)
+                )
+            )
+            found.update({row.id: row.tenant_id for row in result})
+        return found
+
+    async def insert_records(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> set[tuple[str, str]]:
+        """Insert, skipping existing (source, external_id); returns the keys inserted."""
+        inserted: set[tuple[str, str]] = set()
+        for chunk in _chunks(rows, INSERT_CHUNK):
+            result = await self.session.execute(
+                self._insert(UsageRecord)
+                .values(list(chunk))
+                .on_conflict_do_nothing(index_elements=["source", "external_id"])
+                .returning(UsageRecord.source, UsageRecord.external_id)
+            )
+            inserted.update((row.source, row.external_id) for row in result)
+        return inserted
+
+    async def records_by_key(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], UsageRecord]:
+        """Stored records for the given (source, external_id) keys."""
+        found: dict[tuple[str, str], UsageRecord] = {}
+        for chunk in _chunks(list(keys), LOOKUP_CHUNK):
+            result = await self.session.execute(
+                select(UsageRecord).where(
+                    tuple_(UsageRecord.source, UsageRecord.external_id).in_(list(chunk))
+                )
+            )
+            found.update({(r.source, r.external_id): r for r in result.scalars()})
+        return found

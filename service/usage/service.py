@@ -1,0 +1,197 @@
+"""Ledger operations: register interactions and record usage, exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principal import Principal
+from service.db.base import new_uuid, utcnow
+from service.db.models import Interaction, UsageRecord
+from service.db.types import credits_text
+from service.errors import AppError, BadUserInput, Conflict, Forbidden
+from service.usage.records import IngestOutcome, RecordOutcome, UsageIn
+from service.usage.repository import UsageRepository
+from service.usage.validation import check_credits, check_id
+
+MAX_BATCH = 10_000
+
+
+def _prefixed(prefix: str, error: AppError) -> AppError:
+    """The same error with `prefix` (e.g. "records[3]") in front of its message."""
+    if isinstance(error, BadUserInput):
+        return BadUserInput(f"{prefix}.{error.field}", error.message.split(": ", 1)[1])
+    return type(error)(f"{prefix}: {error.message}", **error.extensions)
+
+
+class UsageService:
+    """The ledger's write side; callers own the transaction."""
+
+    async def register_interaction(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        interaction_id: str,
+        tenant_id: str,
+        user_id: str,
+        created_at: datetime | None = None,
+    ) -> Interaction:
+        """Map a Corti interaction to a tenant and user (moving its usage if needed)."""
+        interaction_id = check_id("interactionId", interaction_id)
+        tenant_id = check_id("tenantId", tenant_id)
+        user_id = check_id("userId", user_id)
+        principal.require_write()
+        principal.require_tenant(tenant_id)
+        repo = UsageRepository(session)
+        if principal.tenant_id is not None and await repo.foreign_writers(
+            interaction_id, tenant_id
+        ):
+            raise Forbidden("usage of this interaction was written by another tenant")
+        await repo.ensure_user(tenant_id, user_id)
+        created = await repo.insert_interaction(
+            interaction_id, tenant_id, user_id, created_at or utcnow()
+        )
+        row = await repo.lock_interaction(interaction_id)
+        assert row is not None  # inserted above or already there; never deleted
+        if created:
+            return row
+        if not principal.sees_tenant(row.tenant_id):
+            raise Forbidden("this interaction belongs to another tenant")
+        if (row.tenant_id, row.user_id) != (tenant_id, user_id) or (
+            created_at is not None and created_at != row.created_at
+        ):
+            await repo.move_interaction(interaction_id, tenant_id, user_id, created_at)
+            row = await repo.lock_interaction(interaction_id)
+            assert row is not None
+        return row
+
+    async def record(
+        self, session: AsyncSession, principal: Principal, usage: UsageIn
+    ) -> RecordOutcome:
+        """Store one usage record; a redelivery with the same credits is a no-op."""
+        outcome = await self.ingest(session, principal, [usage], single=True)
+        return RecordOutcome(
+            record=outcome.records[0], duplicate=outcome.duplicates == 1
+        )
+
+    async def ingest(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        batch: Sequence[UsageIn],
+        *,
+        single: bool = False,
+    ) -> IngestOutcome:
+        """Store a batch all-or-nothing; errors name the index of the bad record."""
+        principal.require_write()
+        if len(batch) > MAX_BATCH:
+            raise BadUserInput("records", f"at most {MAX_BATCH} records per call")
+        received = utcnow()
+        rows: list[dict[str, Any]] = []
+        first_index: dict[tuple[str, str], int] = {}
+        for index, usage in enumerate(batch):
+            try:
+                row = self._validated_row(usage, received, principal)
+            except AppError as error:
+                raise (
+                    error if single else _prefixed(f"records[{index}]", error)
+                ) from None
+            key = (row["source"], row["external_id"])
+            if key in first_index:
+                _check_same(rows[first_index[key]], row, None if single else index)
+                continue
+            first_index[key] = len(rows)
+            rows.append(row)
+        repo = UsageRepository(session)
+        if principal.tenant_id is not None:
+            self._check_tenants(
+                await repo.interaction_tenants([r["interaction_id"] for r in rows]),
+                batch,
+                principal,
+                single,
+            )
+        inserted = await repo.insert_records(rows)
+        keys = [(r["source"], r["external_id"]) for r in rows]
+        missing = [key for key in keys if key not in inserted]
+        existing = await repo.records_by_key(missing) if missing else {}
+        stored: dict[tuple[str, str], UsageRecord] = {}
+        for key, row in zip(keys, rows, strict=True):
+            if key in inserted:
+                stored[key] = UsageRecord(**row)
+            else:
+                old = existing[key]
+                _check_same(
+                    _as_row(old), row, None if single else _index_of(batch, key)
+                )
+                stored[key] = old
+        records = [stored[(u.source.value, u.external_id)] for u in batch]
+        accepted = len(inserted)
+        return IngestOutcome(
+            accepted=accepted, duplicates=len(batch) - accepted, records=records
+        )
+
+    def _validated_row(
+        self, usage: UsageIn, received: datetime, principal: Principal
+    ) -> dict[str, Any]:
+        return {
+            "id": new_uuid(),
+            "source": usage.source.value,
+            "interaction_id": check_id("interactionId", usage.interaction_id),
+            "external_id": check_id("externalId", usage.external_id),
+            "credits": check_credits("credits", usage.credits),
+            "created_at": usage.created_at or received,
+            "received_at": received,
+            "writer_tenant_id": principal.tenant_id,
+        }
+
+    def _check_tenants(
+        self,
+        tenants: dict[str, str],
+        batch: Sequence[UsageIn],
+        principal: Principal,
+        single: bool,
+    ) -> None:
+        for index, usage in enumerate(batch):
+            owner = tenants.get(usage.interaction_id)
+            if owner is not None and not principal.sees_tenant(owner):
+                error = Forbidden("this interaction belongs to another tenant")
+                raise error if single else _prefixed(f"records[{index}]", error)
+
+
+def _as_row(record: UsageRecord) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "external_id": record.external_id,
+        "interaction_id": record.interaction_id,
+        "credits": record.credits,
+    }
+
+
+def _index_of(batch: Sequence[UsageIn], key: tuple[str, str]) -> int:
+    return next(
+        i for i, u in enumerate(batch) if (u.source.value, u.external_id) == key
+    )
+
+
+def _check_same(old: dict[str, Any], new: dict[str, Any], index: int | None) -> None:
+    """A redelivery must repeat the credits and interaction it was first sent with."""
+    where = "" if index is None else f"records[{index}]: "
+    label = f"{new['source']} {new['external_id']!r}"
+    if old["credits"] != new["credits"]:
+        raise Conflict(
+            f"{where}{label} is already recorded with credits "
+            f"{credits_text(old['credits'])}",
+            existingCredits=credits_text(old["credits"]),
+        )
+    if old["interaction_id"] != new["interaction_id"]:
+        raise Conflict(
+            f"{where}{label} is already recorded for interaction "
+            f"{old['interaction_id']!r}"
+        )
+
+
+usage_service = UsageService()
