@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
 from service.auth.principal import Principal, Role
 from service.db import models
 from service.graphql.context import Info
+from service.graphql.enums import JobStatus
 from service.graphql.types import Interaction, UsageRecord
-
-
-@strawberry.enum(description="Where a job is in its life.")
-class JobStatus(Enum):
-    """Job state."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
 
 
 @strawberry.type(description="A Corti call run by the background worker.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Annotated
 from decimal import Decimal
 
 import strawberry
@@ -199,7 +200,10 @@ class IngestionMutation:
     async def ingest_usage(
         self,
         info: Info,
-        records: list[UsageRecordInput],
+        records: Annotated[
+            list[UsageRecordInput],
+            strawberry.argument(description="The batch, up to 10,000 records."),
+        ],
     ) -> IngestResult:
         batch = [
             UsageIn(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Annotated
 
 import strawberry
@@ -12,32 +11,9 @@ import strawberry
 from service.db import models
 from service.graphql import args
 from service.graphql.context import Info
+from service.graphql.enums import Granularity
 from service.usage.queries import Bucket, Owner, Page, Summary, TimeWindow, UserOrder
 from service.usage.records import Source
-
-UsageSource = strawberry.enum(
-    Source,
-    name="UsageSource",
-    description="Which Corti operation reported the credits.",
-)
-UserOrderEnum = strawberry.enum(
-    UserOrder,
-    name="UserOrder",
-    description="Order of a tenant's users: by credits in the range (descending), or id.",
-)
-
-
-@strawberry.enum(
-    description="Width of a usage bucket, aligned in the requested time zone."
-)
-class Granularity(Enum):
-    """Bucket width."""
-
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
 
 @strawberry.input(description="Half-open [from, to). Either end may be left out.")
 class TimeRange:
