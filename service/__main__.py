@@ -51,11 +51,12 @@ def _keys(args: argparse.Namespace) -> None:
                     scope = (
                         f"tenant {info.tenant_id}" if info.tenant_id else "all tenants"
                     )
-                    print(
-                        f"created {info.role} key {info.prefix} for {scope}",
-                        file=sys.stderr,
+                    sys.stderr.write(
+                        f"created {info.role} key {info.prefix} for {scope}\n"
                     )
-                    print(plain)  # noqa: T201 - the key, shown once, as the last line
+                    sys.stdout.write(
+                        plain + "\n"
+                    )  # the key, shown once, as the last line
                 elif args.keys_command == "list":
                     for info in await keys.list_keys(session):
                         state = (
@@ -63,17 +64,17 @@ def _keys(args: argparse.Namespace) -> None:
                             if info.revoked_at
                             else "active"
                         )
-                        print(  # noqa: T201
+                        sys.stdout.write(
                             f"{info.prefix}\t{info.id}\t{info.role}\t"
-                            f"{info.tenant_id or '*'}\t{state}\t{info.name or ''}"
+                            f"{info.tenant_id or '*'}\t{state}\t{info.name or ''}\n"
                         )
                 elif not await keys.revoke_key(session, args.key):
-                    print(f"no active key {args.key!r}", file=sys.stderr)
+                    sys.stderr.write(f"no active key {args.key!r}\n")
                     return 1
                 else:
-                    print(f"revoked {args.key}", file=sys.stderr)
+                    sys.stderr.write(f"revoked {args.key}\n")
         except AppError as error:
-            print(f"error: {error.message}", file=sys.stderr)
+            sys.stderr.write(f"error: {error.message}\n")
             return 2
         finally:
             await db.dispose()

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -44,13 +43,13 @@ class tz_trunc(FunctionElement[Any]):
     inherit_cache = True
     name = "tz_trunc"
     # unit and zone change the SQL text, so they belong in the cache key.
-    _traverse_internals = [
+    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own (instance-typed) name
         *FunctionElement._traverse_internals,
         ("unit", InternalTraversal.dp_string),
         ("zone_name", InternalTraversal.dp_string),
     ]
 
-    def __init__(self, column: ColumnElement[Any], unit: str, zone_name: str) -> None:
+    def __init__(self, column: Any, unit: str, zone_name: str) -> None:
         if unit not in UNITS:
             raise ValueError(unit)
         zone(zone_name)  # KeyError unless a known IANA name

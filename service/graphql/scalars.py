@@ -27,7 +27,7 @@ def serialize_datetime(value: datetime) -> str:
 def parse_datetime(value: Any) -> datetime:
     """An aware datetime from ISO-8601 text with an offset."""
     if not isinstance(value, str):
-        raise ValueError("DateTime must be an ISO-8601 string")
+        raise TypeError("DateTime must be an ISO-8601 string")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -39,7 +39,7 @@ def parse_datetime(value: Any) -> datetime:
 
 def _parse_datetime_literal(node: ValueNode, _variables: Any = None) -> datetime:
     if not isinstance(node, StringValueNode):
-        raise ValueError("DateTime must be an ISO-8601 string")
+        raise TypeError("DateTime must be an ISO-8601 string")
     return parse_datetime(node.value)
 
 
@@ -51,7 +51,7 @@ def serialize_decimal(value: Decimal) -> str:
 def parse_decimal(value: Any) -> Decimal:
     """An exact Decimal from a string, an integer or an exactly-parsed number."""
     if isinstance(value, bool):
-        raise ValueError("Decimal must be a number or a numeric string")
+        raise TypeError("Decimal must be a number or a numeric string")
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int):
@@ -64,13 +64,13 @@ def parse_decimal(value: Any) -> Decimal:
             return Decimal(value.strip())
         except InvalidOperation:
             raise ValueError(f"{value!r} is not a decimal number") from None
-    raise ValueError("Decimal must be a number or a numeric string")
+    raise TypeError("Decimal must be a number or a numeric string")
 
 
 def _parse_decimal_literal(node: ValueNode, _variables: Any = None) -> Decimal:
     if isinstance(node, StringValueNode | IntValueNode | FloatValueNode):
         return parse_decimal(node.value)
-    raise ValueError("Decimal must be a number or a numeric string")
+    raise TypeError("Decimal must be a number or a numeric string")
 
 
 DATETIME: ScalarDefinition = strawberry.scalar(

@@ -9,7 +9,6 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.asgi import GraphQL
-from strawberry.http.temporal_response import TemporalResponse
 from strawberry.types import ExecutionResult
 
 from service.auth import keys, webhooks
@@ -54,14 +53,14 @@ class GraphQLView(GraphQL[Context, None]):
             extras={"state": self.state},
         )
 
-    async def execute_operation(  # type: ignore[override]
+    async def execute_operation(
         self,
         request: Request,
         request_adapter: Any,
         request_data: Any,
         context: Context,
         root_value: Any,
-        sub_response: TemporalResponse,
+        sub_response: Any,
     ) -> Any:
         """Refuse every operation, introspection included, without a valid key."""
         if context.principal is None:

@@ -30,7 +30,7 @@ class UsageRepository:
         self.session = session
 
     def _insert(self, table: Any) -> Any:
-        dialect = self.session.bind.dialect.name
+        dialect = self.session.get_bind().dialect.name
         module = postgresql if dialect == "postgresql" else sqlite
         return module.insert(table)
 
