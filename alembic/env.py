@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from service.config import get_settings
 from service.db import models  # noqa: F401 - registers the tables
 from service.db.base import Base

@@ -51,7 +51,8 @@ def buckets(
     """A validated bucket request: both ends, a known zone, at most 1,000 buckets."""
     check_range("range", start, end, required=True)
     check_time_zone("timeZone", time_zone)
-    assert start is not None and end is not None
+    assert start is not None
+    assert end is not None
     try:
         edges(start, end, unit, zone(time_zone), MAX_BUCKETS)
     except OverflowError:

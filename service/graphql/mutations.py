@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 

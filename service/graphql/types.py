@@ -15,6 +15,7 @@ from service.graphql.enums import Granularity
 from service.usage.queries import Bucket, Owner, Page, Summary, TimeWindow, UserOrder
 from service.usage.records import Source
 
+
 @strawberry.input(description="Half-open [from, to). Either end may be left out.")
 class TimeRange:
     """A half-open time range."""

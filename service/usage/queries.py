@@ -116,7 +116,8 @@ def _owner_filter(owner: Owner, keys: Sequence[Hashable]) -> ColumnElement[bool]
     columns = _owner_columns(owner)
     if owner is Owner.USER:
         return tuple_(*columns).in_(list(keys))
-    return columns[0].in_(list(keys))
+    condition: ColumnElement[bool] = columns[0].in_(list(keys))
+    return condition
 
 
 def _usage_from(owner: Owner, statement: Select[Any]) -> Select[Any]:
@@ -163,7 +164,8 @@ async def usage_buckets(
     limit: int,
 ) -> dict[Hashable, list[Bucket]]:
     """Every bucket of the window for each owner, empty ones included."""
-    assert window.start is not None and window.end is not None
+    assert window.start is not None
+    assert window.end is not None
     boundaries = edges(window.start, window.end, unit, zone(zone_name), limit)
     columns = _owner_columns(owner)
     bucket = tz_trunc(UsageRecord.created_at, unit, zone_name)

@@ -58,7 +58,9 @@ async def tenant_total(gql: GraphQLClient, tenant: str) -> dict[str, Any] | None
 
 
 class TestRecordUsage:
-    async def test_each_source_is_recorded_and_summed_exactly(self, gql: GraphQLClient) -> None:
+    async def test_each_source_is_recorded_and_summed_exactly(
+        self, gql: GraphQLClient
+    ) -> None:
         await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
         await gql.data(TRANSCRIPT, {"i": "int-1", "x": "tr-1", "c": "0.1"})
         await gql.data(DOCUMENT, {"i": "int-1", "x": "doc-1", "c": 0.1})
@@ -73,7 +75,9 @@ class TestRecordUsage:
             "records": 3,
         }
 
-    async def test_redelivery_succeeds_and_changes_nothing(self, gql: GraphQLClient) -> None:
+    async def test_redelivery_succeeds_and_changes_nothing(
+        self, gql: GraphQLClient
+    ) -> None:
         await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
         first = await gql.data(TRANSCRIPT, {"i": "int-1", "x": "tr-1", "c": "1.5"})
         again = await gql.data(TRANSCRIPT, {"i": "int-1", "x": "tr-1", "c": "1.50"})
@@ -86,7 +90,9 @@ class TestRecordUsage:
             "records": 1,
         }
 
-    async def test_same_key_with_other_credits_is_a_conflict(self, gql: GraphQLClient) -> None:
+    async def test_same_key_with_other_credits_is_a_conflict(
+        self, gql: GraphQLClient
+    ) -> None:
         await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
         await gql.data(TRANSCRIPT, {"i": "int-1", "x": "tr-1", "c": "1.5"})
         body = await gql(TRANSCRIPT, {"i": "int-1", "x": "tr-1", "c": "2"})
@@ -110,11 +116,15 @@ class TestRecordUsage:
         assert (await tenant_total(gql, "t1"))["total"] == "0"  # type: ignore[index]
         assert (await tenant_total(gql, "t2"))["total"] == "4"  # type: ignore[index]
 
-    async def test_hundred_simultaneous_deliveries_count_once(self, gql: GraphQLClient) -> None:
+    async def test_hundred_simultaneous_deliveries_count_once(
+        self, gql: GraphQLClient
+    ) -> None:
         await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
         variables = {"i": "int-1", "x": "tr-same", "c": "0.7"}
         bodies = await asyncio.gather(*[gql(TRANSCRIPT, variables) for _ in range(100)])
-        assert all("errors" not in b for b in bodies), [b for b in bodies if "errors" in b][:1]
+        assert all("errors" not in b for b in bodies), [
+            b for b in bodies if "errors" in b
+        ][:1]
         assert len({b["data"]["recordTranscriptUsage"]["id"] for b in bodies}) == 1
         assert (await tenant_total(gql, "t1")) == {
             "total": "0.7",
@@ -129,7 +139,12 @@ class TestIngestBatch:
     async def test_five_thousand_records_in_one_call(self, gql: GraphQLClient) -> None:
         await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
         records = [
-            {"source": "STREAM", "interactionId": "int-1", "externalId": f"s-{n}", "credits": "0.001"}
+            {
+                "source": "STREAM",
+                "interactionId": "int-1",
+                "externalId": f"s-{n}",
+                "credits": "0.001",
+            }
             for n in range(5000)
         ]
         result = (await gql.data(INGEST, {"r": records}))["ingestUsage"]
@@ -143,8 +158,18 @@ class TestIngestBatch:
         self, gql: GraphQLClient
     ) -> None:
         records = [
-            {"source": "DOCUMENT", "interactionId": "i", "externalId": "d1", "credits": "1"},
-            {"source": "DOCUMENT", "interactionId": "i", "externalId": "d2", "credits": "-1"},
+            {
+                "source": "DOCUMENT",
+                "interactionId": "i",
+                "externalId": "d1",
+                "credits": "1",
+            },
+            {
+                "source": "DOCUMENT",
+                "interactionId": "i",
+                "externalId": "d2",
+                "credits": "-1",
+            },
         ]
         body = await gql(INGEST, {"r": records})
         assert code(body) == "BAD_USER_INPUT"
@@ -156,19 +181,51 @@ class TestIngestBatch:
         self, gql: GraphQLClient
     ) -> None:
         records = [
-            {"source": "STREAM", "interactionId": "i", "externalId": "s", "credits": "1"},
-            {"source": "STREAM", "interactionId": "i", "externalId": "s", "credits": "1"},
-            {"source": "STREAM", "interactionId": "i", "externalId": "s", "credits": "2"},
+            {
+                "source": "STREAM",
+                "interactionId": "i",
+                "externalId": "s",
+                "credits": "1",
+            },
+            {
+                "source": "STREAM",
+                "interactionId": "i",
+                "externalId": "s",
+                "credits": "1",
+            },
+            {
+                "source": "STREAM",
+                "interactionId": "i",
+                "externalId": "s",
+                "credits": "2",
+            },
         ]
         body = await gql(INGEST, {"r": records})
         assert code(body) == "CONFLICT"
         assert "records[2]" in body["errors"][0]["message"]
 
-    async def test_redelivered_batch_counts_duplicates(self, gql: GraphQLClient) -> None:
+    async def test_redelivered_batch_counts_duplicates(
+        self, gql: GraphQLClient
+    ) -> None:
         records = [
-            {"source": "STREAM", "interactionId": "i", "externalId": "s", "credits": "1"},
-            {"source": "STREAM", "interactionId": "i", "externalId": "s", "credits": "1.0"},
-            {"source": "TRANSCRIPT", "interactionId": "i", "externalId": "s", "credits": "3"},
+            {
+                "source": "STREAM",
+                "interactionId": "i",
+                "externalId": "s",
+                "credits": "1",
+            },
+            {
+                "source": "STREAM",
+                "interactionId": "i",
+                "externalId": "s",
+                "credits": "1.0",
+            },
+            {
+                "source": "TRANSCRIPT",
+                "interactionId": "i",
+                "externalId": "s",
+                "credits": "3",
+            },
         ]
         result = (await gql.data(INGEST, {"r": records}))["ingestUsage"]
         assert (result["accepted"], result["duplicates"]) == (2, 1)
