@@ -8,6 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
+from starlette.responses import Response
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
@@ -21,8 +22,37 @@ from service.graphql.loaders import Loaders
 from service.logs import request_id_var
 
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def prefers_graphql_response(accept: str | None) -> bool:
+    """Whether the client asked for application/graphql-response+json first."""
+    if not accept or GRAPHQL_RESPONSE not in accept:
+        return False
+    media = [part.split(";")[0].strip() for part in accept.split(",")]
+    ranked = [m for m in media if m in (GRAPHQL_RESPONSE, "application/json")]
+    return ranked[0] == GRAPHQL_RESPONSE
+
+
+class _SubResponse(Response):
+    """The sub-response, remembering the request it answers."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__()
+        self.status_code = None  # type: ignore[assignment]  # strawberry: "not set"
+        del self.headers["content-length"]
+        self.request = request
+        self.graphql_response = prefers_graphql_response(request.headers.get("accept"))
+        self.request_error = False
+
+
 class GraphQLView(GraphQL[Context, None]):
-    """strawberry's ASGI view with our context and authentication."""
+    """strawberry's ASGI view with our context, authentication and media types.
+
+    Clients that accept `application/graphql-response+json` get it, with status
+    400 and no `data` when the request failed before execution (GraphQL over
+    HTTP spec); `application/json` clients keep the classic always-200 form.
+    """
 
     def __init__(self, schema: Any, state: Any) -> None:
         super().__init__(
@@ -36,10 +66,37 @@ class GraphQLView(GraphQL[Context, None]):
         """JSON numbers become Decimal, so credits sent as numbers stay exact."""
         return json.loads(data, parse_float=Decimal)
 
+    async def get_sub_response(self, request: Request) -> Response:
+        """A sub-response that knows the request's preferred media type."""
+        return _SubResponse(request)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:
+        """Drop `data` for request errors when the client speaks the new media type."""
+        data = await super().process_result(request, result)
+        sub_response = getattr(request.state, "sub_response", None)
+        failed_early = result.data is None and bool(result.errors) and all(
+            error.path is None for error in result.errors or []
+        )
+        if isinstance(sub_response, _SubResponse) and sub_response.graphql_response:
+            if failed_early:
+                data.pop("data", None)
+                sub_response.request_error = True
+        return data
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        """Set the media type and status the client negotiated."""
+        response = super().create_response(response_data, sub_response)
+        if isinstance(sub_response, _SubResponse) and sub_response.graphql_response:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+            if sub_response.request_error and response.status_code == 200:
+                response.status_code = 400
+        return response
+
     async def get_context(self, request: Any, response: Any) -> Context:
         """Authenticate once per request; failures are reported at execution."""
         db: Database = self.state.db
         settings: Settings = self.state.settings
+        request.state.sub_response = response
         principal, error = await _authenticate(request, db, settings)
         return Context(
             db=db,
