@@ -1,0 +1,23 @@
+# One image: the API by default; the worker by overriding the command:
+#   docker run IMAGE python -m service worker
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    DATABASE_URL=sqlite+aiosqlite:////data/corti-usage.db
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY alembic ./alembic
+RUN pip install --no-compile . \
+    && useradd --system --uid 10001 --home-dir /app app \
+    && mkdir -p /data /app/var \
+    && chown app /data /app/var
+
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+# Migrations first, then the API on all interfaces inside the container.
+CMD ["sh", "-c", "python -m service migrate && exec python -m service serve --host 0.0.0.0 --port 8000"]
