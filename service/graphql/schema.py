@@ -10,6 +10,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 
 from service.graphql.errors import ErrorCodes
+from service.graphql.limits import CostLimiter
 from service.graphql.mutations import IngestionMutation
 from service.graphql.queries import Query
 from service.graphql.scalars import SCALAR_MAP
@@ -39,6 +40,7 @@ schema = Schema(
     config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
     extensions=[
         ErrorCodes,
+        CostLimiter,
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

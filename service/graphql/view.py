@@ -9,6 +9,7 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
@@ -20,7 +21,6 @@ from service.errors import AppError, Unauthenticated
 from service.graphql.context import Context
 from service.graphql.loaders import Loaders
 from service.logs import request_id_var
-
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -37,7 +37,7 @@ def prefers_graphql_response(accept: str | None) -> bool:
 class _SubResponse(Response):
     """The sub-response, remembering the request it answers."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request | WebSocket) -> None:
         super().__init__()
         self.status_code = None  # type: ignore[assignment]  # strawberry: "not set"
         del self.headers["content-length"]
@@ -66,7 +66,7 @@ class GraphQLView(GraphQL[Context, None]):
         """JSON numbers become Decimal, so credits sent as numbers stay exact."""
         return json.loads(data, parse_float=Decimal)
 
-    async def get_sub_response(self, request: Request) -> Response:
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """A sub-response that knows the request's preferred media type."""
         return _SubResponse(request)
 
@@ -74,13 +74,18 @@ class GraphQLView(GraphQL[Context, None]):
         """Drop `data` for request errors when the client speaks the new media type."""
         data = await super().process_result(request, result)
         sub_response = getattr(request.state, "sub_response", None)
-        failed_early = result.data is None and bool(result.errors) and all(
-            error.path is None for error in result.errors or []
+        failed_early = (
+            result.data is None
+            and bool(result.errors)
+            and all(error.path is None for error in result.errors or [])
         )
-        if isinstance(sub_response, _SubResponse) and sub_response.graphql_response:
-            if failed_early:
-                data.pop("data", None)
-                sub_response.request_error = True
+        if (
+            isinstance(sub_response, _SubResponse)
+            and sub_response.graphql_response
+            and failed_early
+        ):
+            data.pop("data", None)
+            sub_response.request_error = True
         return data
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
