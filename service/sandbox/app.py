@@ -13,7 +13,7 @@ from starlette.routing import Route, Router, WebSocketRoute
 
 from service.sandbox import control, rest
 from service.sandbox._json import corti_error
-from service.sandbox.faults import FaultMiddleware
+from service.sandbox.faults import FaultMiddleware, install_log_filter
 from service.sandbox.oauth import Refusal, token_endpoint
 from service.sandbox.state import SandboxConfig, SandboxState
 from service.sandbox.streams import streams_endpoint
@@ -86,4 +86,5 @@ def create_sandbox_app(
     assert isinstance(app.router, Router)
     app.router.redirect_slashes = False
     app.state.sandbox = state
+    install_log_filter()
     return app

@@ -22,6 +22,8 @@ Without `path`, faults match REST calls (`/v2/`); `lose_answer` matches only
 from __future__ import annotations
 
 import asyncio
+import logging
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -105,14 +107,15 @@ class FaultMiddleware:
         try:
             if fault is None:
                 await self.app(scope, receive, send_logged)
-            else:
-                await self._apply(fault, scope, receive, send_logged)
+            elif await self._apply(fault, scope, receive, send_logged):
+                status = 0  # dropped mid-answer
         finally:
             self.state.log_request(method, path, status)
 
     async def _apply(
         self, fault: Fault, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    ) -> bool:
+        """Apply `fault`; True when the connection was dropped mid-answer."""
         response: Response
         if fault.kind == "error":
             headers = _retry_after(fault.retry_after)
@@ -138,19 +141,35 @@ class FaultMiddleware:
             messages = await _buffered(self.app, scope, receive)
             if fault.mode == "500":
                 await Response(status_code=500)(scope, receive, send)
-                return
+                return False
             start = messages[0]
             body = b"".join(m.get("body", b"") for m in messages[1:])
             # Send half the declared body and stop: the server then closes the
             # connection, and the client sees it dropped mid-answer.
             await send(start)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": body[: len(body) // 2],
-                    "more_body": True,
-                }
-            )
+            half = body[: len(body) // 2]
+            await send({"type": "http.response.body", "body": half, "more_body": True})
+            _dropping.set(True)
+            return True
+        return False
+
+
+# uvicorn logs an error when an app stops mid-answer; that is the point of a
+# `lose_answer` drop, so the filter below silences it for those requests only.
+_dropping: ContextVar[bool] = ContextVar("sandbox_dropping", default=False)
+_INCOMPLETE = "ASGI callable returned without completing response."
+
+
+class _IntentionalDropFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_dropping.get() and record.getMessage() == _INCOMPLETE)
+
+
+def install_log_filter() -> None:
+    """Hide uvicorn's error line for connections the sandbox drops on purpose."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _IntentionalDropFilter) for f in logger.filters):
+        logger.addFilter(_IntentionalDropFilter())
 
 
 def _retry_after(seconds: int | None) -> dict[str, str]:

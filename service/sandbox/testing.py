@@ -9,12 +9,15 @@ while a test's loop is blocked or busy, and every call crosses a real socket.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from decimal import Decimal
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import httpx
 import uvicorn
 
 from service.sandbox.app import create_sandbox_app
@@ -84,6 +87,10 @@ class SandboxServer:
             "CORTI_CLIENT_SECRET": secret,
         }
 
+    def control(self) -> SandboxControl:
+        """An async client for the `/_sandbox/` control endpoints."""
+        return SandboxControl(self.url)
+
     def start(self, timeout: float = 10.0) -> Self:
         """Bind a free port, start serving, and wait until it accepts calls."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -94,7 +101,7 @@ class SandboxServer:
             self.app,
             ws="websockets-sansio",
             http="h11",
-            loop="asyncio",
+            loop="auto",
             lifespan="off",
             log_level="warning",
             timeout_graceful_shutdown=2,
@@ -135,3 +142,72 @@ class SandboxServer:
 
     def __repr__(self) -> str:
         return f"SandboxServer({self.url})"
+
+
+class SandboxControl:
+    """Async helpers for the `/_sandbox/` endpoints (credits come back as Decimal)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self._http: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (a later call opens a new one)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        if self._http is None:
+            # Plain http on loopback: skip building a TLS context per client.
+            self._http = httpx.AsyncClient(base_url=self.url, timeout=10, verify=False)
+        response = await self._http.request(method, f"/_sandbox/{path}", json=body)
+        response.raise_for_status()
+        if not response.content:
+            return None
+        return json.loads(response.content, parse_float=Decimal)
+
+    async def reset(self) -> None:
+        """Forget entities, ledger, faults and stats; restore startup settings."""
+        await self._call("POST", "reset")
+
+    async def arm(self, *faults: dict[str, Any]) -> list[dict[str, Any]]:
+        """Arm fault switches (see service/sandbox/faults.py); returns all armed."""
+        answer = await self._call("POST", "faults", {"faults": list(faults)})
+        armed: list[dict[str, Any]] = answer["faults"]
+        return armed
+
+    async def faults(self) -> list[dict[str, Any]]:
+        """The armed faults with their remaining counts."""
+        answer = await self._call("GET", "faults")
+        armed: list[dict[str, Any]] = answer["faults"]
+        return armed
+
+    async def clear_faults(self) -> None:
+        """Disarm every fault."""
+        await self._call("DELETE", "faults")
+
+    async def revoke_tokens(self) -> None:
+        """Make every issued token invalid at once."""
+        await self.arm({"kind": "revoke_tokens"})
+
+    async def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change sandbox settings until the next reset."""
+        config: dict[str, Any] = await self._call("PATCH", "config", changes)
+        return config
+
+    async def billed(self, interaction_id: str | None = None) -> list[dict[str, Any]]:
+        """Ledger entries `{kind, id, interaction_id, tenant, credits, at}`."""
+        path = (
+            "billed"
+            if interaction_id is None
+            else f"billed?interaction_id={interaction_id}"
+        )
+        answer = await self._call("GET", path)
+        rows: list[dict[str, Any]] = answer["billed"]
+        return rows
+
+    async def stats(self) -> dict[str, Any]:
+        """`{tokens_issued, active_tokens, streams_opened, requests}`."""
+        stats: dict[str, Any] = await self._call("GET", "stats")
+        return stats
