@@ -15,15 +15,22 @@ from starlette.routing import Route, WebSocketRoute
 
 from service.config import Settings, get_settings
 from service.db.session import Database
+from service.export.routes import Exports
 from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
 from service.middleware import BodyLimit, RequestContext
+from service.ratelimit import RateLimiter
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; the database engine lives from startup to shutdown."""
     settings = settings or get_settings()
-    state = SimpleNamespace(settings=settings, db=None)
+    limiter = (
+        RateLimiter(settings.rate_limit_per_minute)
+        if settings.rate_limit_per_minute > 0
+        else None
+    )
+    state = SimpleNamespace(settings=settings, db=None, rate_limiter=limiter)
     view = GraphQLView(schema, state)
 
     @asynccontextmanager
@@ -53,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *Exports(state).routes(),
         ],
         middleware=[
             Middleware(RequestContext),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +24,9 @@ from service.errors import AppError, Unauthenticated
 from service.graphql.context import Context
 from service.graphql.loaders import Loaders
 from service.logs import request_id_var
+from service.ratelimit import RateLimiter
+
+log = logging.getLogger("service.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -124,18 +130,61 @@ class GraphQLView(GraphQL[Context, None]):
         root_value: Any,
         sub_response: Any,
     ) -> Any:
-        """Refuse every operation, introspection included, without a valid key."""
+        """Authenticate, rate-limit and time-limit every operation.
+
+        Every operation, introspection included, needs a valid key.
+        """
         if context.principal is None:
             error = context.auth_error or Unauthenticated("an API key is required")
             sub_response.status_code = 401
             sub_response.headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
-            return ExecutionResult(
-                data=None,
-                errors=[GraphQLError(error.message, extensions={"code": error.code})],
+            return _failure(error.message, code=error.code)
+        limiter: RateLimiter | None = self.state.rate_limiter
+        if limiter is not None:
+            principal = context.principal
+            identity = principal.key_id or (
+                "webhook",
+                request.client and request.client.host,
             )
-        return await super().execute_operation(
-            request, request_adapter, request_data, context, root_value, sub_response
-        )
+            wait = limiter.take(identity)
+            if wait > 0:
+                retry_after = max(1, math.ceil(wait))
+                sub_response.status_code = 429
+                sub_response.headers["Retry-After"] = str(retry_after)
+                return _failure(
+                    f"rate limit of {limiter.per_minute} requests per minute exceeded; "
+                    f"retry after {retry_after} s",
+                    code="FORBIDDEN",
+                    reason="RATE_LIMITED",
+                    retryAfter=retry_after,
+                )
+        timeout = context.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                return await super().execute_operation(
+                    request,
+                    request_adapter,
+                    request_data,
+                    context,
+                    root_value,
+                    sub_response,
+                )
+        except TimeoutError:
+            log.warning("request timed out", extra={"timeout_seconds": timeout})
+            sub_response.status_code = 504
+            return _failure(
+                f"the request took longer than {timeout:g} s and was cancelled "
+                f"(request id {context.request_id})",
+                code="INTERNAL",
+                requestId=context.request_id,
+            )
+
+
+def _failure(message: str, *, code: str, **extensions: Any) -> ExecutionResult:
+    return ExecutionResult(
+        data=None,
+        errors=[GraphQLError(message, extensions={"code": code, **extensions})],
+    )
 
 
 async def _authenticate(
