@@ -8,6 +8,7 @@ registered as a SQLite function), and `edges` lists every bucket boundary.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -15,9 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 UNITS = ("hour", "day", "week", "month")
 
 
+# Names of the host's zone, not IANA zones: the API and database hosts may differ.
+_HOST_ZONES = frozenset({"localtime", "posixrules"})
+
+
 @lru_cache(maxsize=1)
 def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones()) | {"UTC"}
+    return (frozenset(available_timezones()) | {"UTC"}) - _HOST_ZONES
 
 
 @lru_cache(maxsize=512)
@@ -62,23 +67,41 @@ def next_edge(start: datetime, unit: str, tz: ZoneInfo) -> datetime:
     return _local_midnight(following, tz)
 
 
+class TooManyBuckets(OverflowError):
+    """The range needs more buckets than allowed."""
+
+
 def edges(
     start: datetime, end: datetime, unit: str, tz: ZoneInfo, limit: int
 ) -> list[datetime]:
     """Boundaries b0 < b1 < ... with b0 <= start and the last >= end.
 
-    Raises `OverflowError` when more than `limit` buckets would be needed.
+    An empty range (start >= end) has no buckets, so no boundaries. Raises
+    `TooManyBuckets` when more than `limit` buckets would be needed, and
+    `ValueError` when a bucket would reach past the years 1 to 9999.
     """
-    current = truncate(start, unit, tz)
+    if start >= end:
+        return []
+    current = _checked(truncate, start, unit, tz)
     result = [current]
     while current < end:
-        current = next_edge(current, unit, tz)
+        if len(result) > limit:
+            raise TooManyBuckets(limit)
+        current = _checked(next_edge, current, unit, tz)
         result.append(current)
-        if len(result) - 1 > limit:
-            raise OverflowError(limit)
-    if len(result) == 1:
-        result.append(next_edge(current, unit, tz))
     return result
+
+
+def _checked(
+    step: Callable[[datetime, str, ZoneInfo], datetime],
+    instant: datetime,
+    unit: str,
+    tz: ZoneInfo,
+) -> datetime:
+    try:
+        return step(instant, unit, tz)
+    except OverflowError:  # date arithmetic past year 1 or 9999
+        raise ValueError("a bucket reaches past the supported dates") from None
 
 
 def sqlite_truncate(stored: str | None, unit: str, zone_name: str) -> str | None:

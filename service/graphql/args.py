@@ -6,13 +6,15 @@ import base64
 import binascii
 from datetime import datetime
 
-from service.db.timebuckets import edges, zone
+from service.db.timebuckets import TooManyBuckets, edges, zone
 from service.errors import BadUserInput
 from service.usage.queries import TimeWindow
 from service.usage.validation import check_range, check_time_zone
 
 MAX_PAGE = 100
 MAX_BUCKETS = 1000
+# Far past any list this service holds, and inside both databases' 64-bit OFFSET.
+MAX_OFFSET = 2**31
 _CURSOR_PREFIX = "offset:"
 
 
@@ -35,14 +37,15 @@ def page(first: int, after: str | None) -> tuple[int, int]:
         return first, 0
     try:
         text = base64.urlsafe_b64decode(after.encode()).decode()
-        if not text.startswith(_CURSOR_PREFIX):
-            raise ValueError(text)
-        offset = int(text.removeprefix(_CURSOR_PREFIX))
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput("after", "is not a cursor returned by this API") from None
-    if offset < 0:
+        text = ""
+    digits = text.removeprefix(_CURSOR_PREFIX)
+    # Only the exact form encode_cursor makes: no sign, spaces, "_" or non-ASCII.
+    valid = text.startswith(_CURSOR_PREFIX) and digits.isascii() and digits.isdigit()
+    # Length first: int() refuses (ValueError) text of over 4,300 digits.
+    if not valid or len(digits) > 12 or int(digits) >= MAX_OFFSET:
         raise BadUserInput("after", "is not a cursor returned by this API")
-    return first, offset + 1
+    return first, int(digits) + 1
 
 
 def buckets(
@@ -55,8 +58,12 @@ def buckets(
     assert end is not None
     try:
         edges(start, end, unit, zone(time_zone), MAX_BUCKETS)
-    except OverflowError:
+    except TooManyBuckets:
         raise BadUserInput(
             "range", f"spans more than {MAX_BUCKETS} buckets; use a coarser granularity"
+        ) from None
+    except ValueError:
+        raise BadUserInput(
+            "range", "buckets would reach past the supported dates (years 1 to 9999)"
         ) from None
     return TimeWindow(start=start, end=end)

@@ -214,7 +214,9 @@ async def tenants_page(
         count = select(func.count()).select_from(Tenant)
         if only is not None:
             count = count.where(Tenant.id == only)
-        total = (await session.execute(count)).scalar_one() if offset else 0
+        # An empty page is an empty list unless it was skipped past or first=0.
+        empty = not offset and first > 0
+        total = 0 if empty else (await session.execute(count)).scalar_one()
     return Page(items=[row.id for row in rows], total=total, offset=offset)
 
 
@@ -327,7 +329,7 @@ async def users_pages(
         items[row.tenant_id].append((row.tenant_id, row.user_id))
         totals[row.tenant_id] = row.total
     missing = [t for t in tenant_ids if t not in totals]
-    if missing and offset:
+    if missing and (offset or not first):
         count = (
             select(base.c.tenant_id, func.count())
             .where(base.c.tenant_id.in_(missing))
@@ -411,7 +413,7 @@ async def interactions_pages(
         items[key].append(interaction)
         totals[key] = total
     missing = [k for k in keys if k not in totals]
-    if missing and offset:
+    if missing and (offset or not first):
         count = select(*partition, func.count()).group_by(*partition)
         totals.update(
             {_key(owner, row): row[-1] for row in await session.execute(count)}
