@@ -1,0 +1,1 @@
+"""Bulk exports of usage (CSV and NDJSON), streamed from the database."""

@@ -1,0 +1,267 @@
+"""GET /export/usage.csv, /export/usage.ndjson and /export/daily.csv.
+
+The same API keys and tenant scope as GraphQL: no key is 401, an ingest key
+403, and a key bound to a tenant exports that tenant alone. Rows are streamed
+in batches from a server-side cursor inside one read transaction, so an export
+of any size uses the same memory; at most `MAX_CONCURRENT` exports per process
+hold a database connection at once (more get 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Send
+
+from service.auth.principal import Principal
+from service.db.session import Database
+from service.errors import AppError, BadUserInput, Forbidden, Unauthenticated
+from service.export import formats
+from service.export.queries import (
+    ExportFilter,
+    RowsSelect,
+    daily_totals,
+    usage_records,
+)
+from service.graphql.scalars import parse_datetime
+from service.graphql.view import _authenticate
+from service.usage.queries import TimeWindow
+from service.usage.records import Source
+from service.usage.validation import check_id, check_range, check_time_zone
+
+BATCH_ROWS = 1000
+MAX_CONCURRENT = 4
+# Exports are long single statements; the API's per-statement timeout is not.
+STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
+
+FILTERS = ("tenant", "user", "interaction", "source", "from", "to")
+STATUS = {
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "BAD_USER_INPUT": 400,
+    "TOO_MANY_REQUESTS": 429,
+}
+
+
+class TooManyExports(AppError):
+    """Every export slot of this process is busy."""
+
+    code = "TOO_MANY_REQUESTS"
+
+
+class _ClosingStream(StreamingResponse):
+    """Closes the row generator (and so its DB session) even on disconnect."""
+
+    def __init__(
+        self, rows: AsyncGenerator[bytes], on_close: Callable[[], None], **kw: Any
+    ) -> None:
+        super().__init__(rows, **kw)
+        self.rows = rows
+        self.on_close = on_close
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            async with aclosing(self.rows):
+                await super().stream_response(send)
+        finally:
+            self.on_close()
+
+
+def _error(error: AppError) -> Response:
+    status = STATUS.get(error.code, 500)
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
+    if status == 429:
+        headers["Retry-After"] = "5"
+    body = {
+        "errors": [
+            {
+                "message": error.message,
+                "extensions": {**error.extensions, "code": error.code},
+            }
+        ]
+    }
+    return Response(
+        json.dumps(body),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            raise BadUserInput(name, f"unknown parameter; use {', '.join(allowed)}")
+        if name in params:
+            raise BadUserInput(name, "given more than once")
+        params[name] = value
+    return params
+
+
+def _time(params: dict[str, str], name: str) -> datetime | None:
+    if name not in params:
+        return None
+    try:
+        return parse_datetime(params[name])
+    except ValueError as error:
+        raise BadUserInput(name, str(error)) from None
+
+
+def _source(params: dict[str, str]) -> Source | None:
+    if "source" not in params:
+        return None
+    try:
+        return Source(params["source"].upper())
+    except ValueError:
+        names = ", ".join(s.value for s in Source)
+        raise BadUserInput("source", f"must be one of {names}") from None
+
+
+def scoped_filter(principal: Principal, params: dict[str, str]) -> ExportFilter:
+    """The filter from the query string, narrowed to what the caller may see."""
+    principal.require_read()
+    ids = {
+        name: check_id(name, params[name])
+        for name in ("tenant", "user", "interaction")
+        if name in params
+    }
+    tenant = ids.get("tenant")
+    if principal.tenant_id is not None:
+        if tenant is not None and tenant != principal.tenant_id:
+            raise Forbidden("this key is bound to another tenant")
+        tenant = principal.tenant_id
+    start, end = check_range("from", _time(params, "from"), _time(params, "to"))
+    return ExportFilter(
+        tenant_id=tenant,
+        user_id=ids.get("user"),
+        interaction_id=ids.get("interaction"),
+        source=_source(params),
+        window=TimeWindow(start=start, end=end),
+    )
+
+
+class Exports:
+    """The export endpoints of one app (they share its database and key check)."""
+
+    def __init__(self, state: Any, max_concurrent: int = MAX_CONCURRENT) -> None:
+        self.state = state
+        self.slots = asyncio.Semaphore(max_concurrent)
+
+    def routes(self) -> list[Route]:
+        """Starlette routes under /export."""
+        return [
+            Route("/export/usage.csv", self.usage_csv, methods=["GET"]),
+            Route("/export/usage.ndjson", self.usage_ndjson, methods=["GET"]),
+            Route("/export/daily.csv", self.daily_csv, methods=["GET"]),
+        ]
+
+    async def usage_csv(self, request: Request) -> Response:
+        """One CSV line per usage record."""
+        return await self._export(
+            request,
+            FILTERS,
+            lambda where, _: (
+                usage_records(where),
+                formats.csv_header(formats.USAGE_COLUMNS),
+                formats.csv_encoder(formats.usage_values),
+            ),
+            "usage.csv",
+            "text/csv; charset=utf-8",
+        )
+
+    async def usage_ndjson(self, request: Request) -> Response:
+        """One JSON object per line and usage record."""
+        return await self._export(
+            request,
+            FILTERS,
+            lambda where, _: (
+                usage_records(where),
+                b"",
+                formats.ndjson_encoder(formats.USAGE_COLUMNS, formats.usage_values),
+            ),
+            "usage.ndjson",
+            "application/x-ndjson",
+        )
+
+    async def daily_csv(self, request: Request) -> Response:
+        """Credits per local day, tenant, user and source (`timeZone`, default UTC)."""
+
+        def build(
+            where: ExportFilter, params: dict[str, str]
+        ) -> tuple[RowsSelect, bytes, formats.Encoder]:
+            zone_name = check_time_zone("timeZone", params.get("timeZone", "UTC"))
+            return (
+                daily_totals(where, zone_name),
+                formats.csv_header(formats.DAILY_COLUMNS),
+                formats.csv_encoder(formats.daily_values(zone_name)),
+            )
+
+        return await self._export(
+            request,
+            (*FILTERS, "timeZone"),
+            build,
+            "daily.csv",
+            "text/csv; charset=utf-8",
+        )
+
+    async def _export(
+        self,
+        request: Request,
+        allowed: tuple[str, ...],
+        build: Callable[
+            [ExportFilter, dict[str, str]], tuple[RowsSelect, bytes, formats.Encoder]
+        ],
+        filename: str,
+        media_type: str,
+    ) -> Response:
+        db: Database = self.state.db
+        try:
+            principal, auth_error = await _authenticate(
+                request, db, self.state.settings
+            )
+            if principal is None:
+                raise auth_error or Unauthenticated("an API key is required")
+            params = _params(request, allowed)
+            statement, header, encode = build(scoped_filter(principal, params), params)
+            if self.slots.locked():
+                raise TooManyExports("too many exports running; retry shortly")
+            await self.slots.acquire()
+        except AppError as error:
+            return _error(error)
+        return _ClosingStream(
+            _rows(db, statement, header, encode),
+            self.slots.release,
+            media_type=media_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+
+async def _rows(
+    db: Database, statement: RowsSelect, header: bytes, encode: formats.Encoder
+) -> AsyncGenerator[bytes]:
+    if header:
+        yield header
+    async with db.read() as session:
+        if db.dialect == "postgresql":
+            await session.execute(
+                text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            )
+        result = await session.stream(statement.execution_options(yield_per=BATCH_ROWS))
+        async for rows in result.partitions():
+            yield encode(rows)
