@@ -16,10 +16,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -118,7 +120,11 @@ class Job(Base):
     """A Corti call queued by a mutation and run by the background worker."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+    __table_args__ = (
+        Index("ix_jobs_status_run_after", "status", "run_after"),
+        Index("ix_jobs_status_lease_expires", "status", "lease_expires_at"),
+        Index("ix_jobs_interaction", "interaction_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
     kind: Mapped[str] = mapped_column(String(32))
@@ -136,3 +142,17 @@ class Job(Base):
     leased_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Size of the audio uploaded with the job (kept in job_audio_chunks).
+    audio_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobAudioChunk(Base):
+    """About 1 MiB of a job's uploaded audio; deleted when the job ends."""
+
+    __tablename__ = "job_audio_chunks"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
