@@ -6,9 +6,10 @@
   or `{"faults": [...]}`; see faults.py), `DELETE /_sandbox/faults`.
 - `GET  /_sandbox/config`, `PATCH /_sandbox/config` (any SandboxConfig field).
 - `GET  /_sandbox/stats`   -> `{tokens_issued, active_tokens, streams_opened,
-  requests: [{method, path, status}]}`.
-- `POST /_sandbox/reset`   -> forget entities, ledger, faults, stats; settings
-  go back to the startup ones; issued tokens stay valid.
+  in_flight, requests: [{method, path, status}]}`.
+- `POST /_sandbox/reset`   -> wait (up to 5 s) for calls in progress, e.g.
+  delayed answers, then forget entities, ledger, faults, stats; settings go
+  back to the startup ones; issued tokens stay valid.
 """
 
 from __future__ import annotations
@@ -103,14 +104,17 @@ async def stats(request: Request) -> Response:
             "tokens_issued": state.tokens_issued,
             "active_tokens": len(state.tokens),
             "streams_opened": state.streams_opened,
+            "in_flight": state.in_flight,
             "requests": [asdict(r) for r in state.requests],
         }
     )
 
 
 async def reset(request: Request) -> Response:
-    """Forget everything but the issued tokens."""
-    sandbox_state(request).reset()
+    """Let calls in progress finish (up to 5 s), then forget all but tokens."""
+    state = sandbox_state(request)
+    await state.settle()
+    state.reset()
     return Response(status_code=204)
 
 

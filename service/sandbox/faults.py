@@ -7,7 +7,8 @@ the matching requests, in the order they were armed:
   with `Retry-After`; nothing is created or billed.
 - `insufficient_balance`: answer 429 with `Retry-After` (default 1).
 - `delay`: answer `seconds` late; by default the work (and any billing) is done
-  first and only the answer waits, so a client timeout leaves it billed.
+  first and only the answer waits, so a client timeout leaves it billed. With
+  `path` matching `/streams` it delays the answer to a stream's config.
 - `lose_answer`: do the work and bill it, then lose the answer: `mode` `drop`
   cuts the connection mid-body, `500` answers 500 with an empty body.
 - `drop_stream`: the next `/streams` session closes with `close_code` (1011)
@@ -104,12 +105,14 @@ class FaultMiddleware:
             await send(message)
 
         fault = self.state.take_fault(HTTP_FAULTS, method, path)
+        self.state.in_flight += 1
         try:
             if fault is None:
                 await self.app(scope, receive, send_logged)
             elif await self._apply(fault, scope, receive, send_logged):
                 status = 0  # dropped mid-answer
         finally:
+            self.state.in_flight -= 1
             self.state.log_request(method, path, status)
 
     async def _apply(

@@ -5,6 +5,7 @@ Everything runs on the server's single event loop, so no locks are needed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -198,7 +199,17 @@ class SandboxState:
         self.config = config
         self._signing_key = secrets.token_bytes(32)
         self.tokens: dict[str, TokenRecord] = {}
+        self.in_flight = 0  # HTTP calls and stream sessions being handled
         self.reset()
+
+    async def settle(self, within: float = 5.0) -> bool:
+        """Wait until no call is being handled (e.g. a delayed answer)."""
+        deadline = time.monotonic() + within
+        while self.in_flight > 0:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def reset(self) -> None:
         """Forget entities, ledger, faults and counters; restore the settings.

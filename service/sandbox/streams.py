@@ -55,10 +55,13 @@ async def streams_endpoint(websocket: WebSocket) -> None:
     state.log_request("GET", websocket.url.path, 101)
     state.streams_opened += 1
     session = _Session(websocket, state, interaction)
+    state.in_flight += 1
     try:
         await session.run()
     except WebSocketDisconnect:
         pass
+    finally:
+        state.in_flight -= 1
 
 
 class _Session:
@@ -101,6 +104,9 @@ class _Session:
         if problem is not None:
             await self.refuse(*problem)
             return
+        slow = self.state.take_fault({"delay"}, "GET", self.ws.url.path)
+        if slow is not None:
+            await asyncio.sleep(slow.seconds)
         await self.send({"type": "CONFIG_ACCEPTED"})
         self.drop = self.state.take_fault({"drop_stream"}, "GET", self.ws.url.path)
         while True:

@@ -208,6 +208,6 @@ class SandboxControl:
         return rows
 
     async def stats(self) -> dict[str, Any]:
-        """`{tokens_issued, active_tokens, streams_opened, requests}`."""
+        """`{tokens_issued, active_tokens, streams_opened, in_flight, requests}`."""
         stats: dict[str, Any] = await self._call("GET", "stats")
         return stats

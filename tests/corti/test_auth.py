@@ -81,7 +81,9 @@ class TestTokenProvider:
 
 class TestTokensAgainstSandbox:
     @pytest.mark.asyncio
-    async def test_token_is_cached(self, corti: CortiClient, control: SandboxControl) -> None:
+    async def test_token_is_cached(
+        self, corti: CortiClient, control: SandboxControl
+    ) -> None:
         created = await corti.create_interaction("e")
         for _ in range(3):
             await corti.get_interaction(created.interaction_id)
@@ -114,7 +116,10 @@ class TestTokensAgainstSandbox:
 
     @pytest.mark.asyncio
     async def test_revoked_token_gets_one_refresh_and_retry(
-        self, corti: CortiClient, control: SandboxControl, caplog: pytest.LogCaptureFixture
+        self,
+        corti: CortiClient,
+        control: SandboxControl,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
         created = await corti.create_interaction("e")
@@ -134,7 +139,9 @@ class TestTokensAgainstSandbox:
             assert secret not in caplog.text
 
     @pytest.mark.asyncio
-    async def test_second_401_is_raised(self, corti: CortiClient, control: SandboxControl) -> None:
+    async def test_second_401_is_raised(
+        self, corti: CortiClient, control: SandboxControl
+    ) -> None:
         await control.arm({"kind": "error", "status": 401, "count": 2})
         with pytest.raises(CortiAuthError) as caught:
             await corti.create_interaction("e")
@@ -143,7 +150,9 @@ class TestTokensAgainstSandbox:
         assert (await control.stats())["tokens_issued"] == 2
 
     @pytest.mark.asyncio
-    async def test_wrong_credentials(self, make_corti: MakeCorti, control: SandboxControl) -> None:
+    async def test_wrong_credentials(
+        self, make_corti: MakeCorti, control: SandboxControl
+    ) -> None:
         await control.configure(client_id="right-id", client_secret="right-secret")
         async with make_corti(client_id="right-id", client_secret="wrong") as corti:
             with pytest.raises(CortiAuthError) as caught:
@@ -151,7 +160,9 @@ class TestTokensAgainstSandbox:
         assert caught.value.status == 401
         assert caught.value.error_type == "unauthorized_client"
         assert "wrong" not in str(caught.value)
-        async with make_corti(client_id="right-id", client_secret="right-secret") as corti:
+        async with make_corti(
+            client_id="right-id", client_secret="right-secret"
+        ) as corti:
             await corti.create_interaction("e")
 
     @pytest.mark.asyncio
@@ -159,7 +170,12 @@ class TestTokensAgainstSandbox:
         self, corti: CortiClient, control: SandboxControl
     ) -> None:
         await control.arm(
-            {"kind": "error", "status": 503, "count": 2, "path": "/openid-connect/token"}
+            {
+                "kind": "error",
+                "status": 503,
+                "count": 2,
+                "path": "/openid-connect/token",
+            }
         )
         await corti.create_interaction("e")
         statuses = [r["status"] for r in (await control.stats())["requests"]]

@@ -85,7 +85,10 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert CortiError.from_response(_response(429, **{"Retry-After": "2"})).retry_after == 2.0
+    assert (
+        CortiError.from_response(_response(429, **{"Retry-After": "2"})).retry_after
+        == 2.0
+    )
 
 
 def test_backoff_is_capped_exponential_with_jitter() -> None:

@@ -55,7 +55,9 @@ class TestServerErrors:
         self, corti: CortiClient, control: SandboxControl, interaction_id: str
     ) -> None:
         recording = await corti.upload_recording(interaction_id, audio(1))
-        await control.arm({"kind": "error", "status": 503, "method": "POST", "path": "/transcripts/"})
+        await control.arm(
+            {"kind": "error", "status": 503, "method": "POST", "path": "/transcripts/"}
+        )
         with pytest.raises(CortiOutcomeUnknown) as caught:
             await corti.create_transcript(interaction_id, recording.recording_id)
         assert caught.value.retryable is True
@@ -63,10 +65,16 @@ class TestServerErrors:
         assert caught.value.status == 503
         assert await _statuses(control, "/transcripts/") == [503]
         # The caller's recovery: look first, then create again.
-        assert await corti.find_transcripts(interaction_id, recording.recording_id) == []
-        transcript = await corti.create_transcript(interaction_id, recording.recording_id)
+        assert (
+            await corti.find_transcripts(interaction_id, recording.recording_id) == []
+        )
+        transcript = await corti.create_transcript(
+            interaction_id, recording.recording_id
+        )
         billed = await control.billed()
-        assert [(b["id"], b["credits"]) for b in billed] == [(transcript.id, transcript.credits)]
+        assert [(b["id"], b["credits"]) for b in billed] == [
+            (transcript.id, transcript.credits)
+        ]
 
     @pytest.mark.asyncio
     async def test_retry_after_is_honoured(
@@ -85,7 +93,9 @@ class TestInsufficientBalance:
     async def test_a_few_429_are_retried(
         self, corti: CortiClient, control: SandboxControl, interaction_id: str
     ) -> None:
-        await control.arm({"kind": "insufficient_balance", "count": 2, "retry_after": 0})
+        await control.arm(
+            {"kind": "insufficient_balance", "count": 2, "retry_after": 0}
+        )
         await corti.get_interaction(interaction_id)
         assert await _statuses(control, interaction_id) == [429, 429, 200]
 
@@ -100,7 +110,10 @@ class TestInsufficientBalance:
         assert caught.value.status == 429
         assert caught.value.retryable is False
         assert "Insufficient balance" in caught.value.reason
-        assert len(await _statuses(control, "/transcripts/")) == corti.retry.max_429_attempts
+        assert (
+            len(await _statuses(control, "/transcripts/"))
+            == corti.retry.max_429_attempts
+        )
         assert await control.billed() == []
 
 
@@ -119,13 +132,17 @@ class TestSlowAnswers:
     ) -> None:
         async with make_corti(timeout=0.3) as corti:
             recording = await corti.upload_recording(interaction_id, audio(3))
-            await control.arm({"kind": "delay", "seconds": 0.8, "path": "/transcripts/"})
+            await control.arm(
+                {"kind": "delay", "seconds": 0.8, "path": "/transcripts/"}
+            )
             with pytest.raises(CortiOutcomeUnknown) as caught:
                 await corti.create_transcript(interaction_id, recording.recording_id)
             assert caught.value.status is None
             found = await corti.find_transcripts(interaction_id, recording.recording_id)
         billed = await control.billed()
-        assert [(t.id, t.credits) for t in found] == [(b["id"], b["credits"]) for b in billed]
+        assert [(t.id, t.credits) for t in found] == [
+            (b["id"], b["credits"]) for b in billed
+        ]
         assert found[0].credits == Decimal("0.03")
 
 
@@ -158,7 +175,9 @@ class TestLostAnswers:
         assert caught.value.status == 500
         found = await corti.find_transcripts(interaction_id, recording.recording_id)
         billed = await control.billed()
-        assert [(t.id, t.credits) for t in found] == [(b["id"], b["credits"]) for b in billed]
+        assert [(t.id, t.credits) for t in found] == [
+            (b["id"], b["credits"]) for b in billed
+        ]
 
     @pytest.mark.asyncio
     async def test_lose_answer_spares_other_calls(
@@ -177,7 +196,9 @@ class TestRevokedTokens:
     ) -> None:
         recording = await corti.upload_recording(interaction_id, audio(1))
         await control.revoke_tokens()
-        transcript = await corti.create_transcript(interaction_id, recording.recording_id)
+        transcript = await corti.create_transcript(
+            interaction_id, recording.recording_id
+        )
         assert await _statuses(control, "/transcripts/") == [401, 201]
         billed = await control.billed()
         assert [b["id"] for b in billed] == [transcript.id]
@@ -197,7 +218,11 @@ class TestDroppedStreams:
     @pytest.mark.asyncio
     @pytest.mark.parametrize("after_bytes", [16_000, 0])
     async def test_drop_mid_stream_or_at_end(
-        self, corti: CortiClient, control: SandboxControl, interaction_id: str, after_bytes: int
+        self,
+        corti: CortiClient,
+        control: SandboxControl,
+        interaction_id: str,
+        after_bytes: int,
     ) -> None:
         await control.arm({"kind": "drop_stream", "after_bytes": after_bytes})
         with pytest.raises(CortiStreamDropped) as caught:
@@ -208,4 +233,6 @@ class TestDroppedStreams:
         # The next stream is not dropped and is billed once.
         result = await corti.stream(interaction_id, audio(2))
         billed = await control.billed()
-        assert [(b["kind"], b["credits"]) for b in billed] == [("stream", result.credits)]
+        assert [(b["kind"], b["credits"]) for b in billed] == [
+            ("stream", result.credits)
+        ]

@@ -46,7 +46,9 @@ class TestInteractions:
 
     @pytest.mark.asyncio
     async def test_pages_end_with_an_empty_page(self, corti: CortiClient) -> None:
-        ids = {(await corti.create_interaction(f"e{i}")).interaction_id for i in range(3)}
+        ids = {
+            (await corti.create_interaction(f"e{i}")).interaction_id for i in range(3)
+        }
         first = await corti.list_interactions(page_size=2, index=1)
         second = await corti.list_interactions(page_size=2, index=2)
         assert len(first) == 2
@@ -78,7 +80,9 @@ class TestTranscripts:
         self, corti: CortiClient, control: SandboxControl, interaction_id: str
     ) -> None:
         recording = await corti.upload_recording(interaction_id, audio(2.5))
-        transcript = await corti.create_transcript(interaction_id, recording.recording_id)
+        transcript = await corti.create_transcript(
+            interaction_id, recording.recording_id
+        )
         assert transcript.status == "completed"
         assert transcript.recording_id == recording.recording_id
         assert transcript.credits == Decimal("0.03")  # 3 started seconds
@@ -112,16 +116,22 @@ class TestTranscripts:
         chunked = await corti.upload_recording(interaction_id, chunks())
         sized = await corti.upload_recording(interaction_id, chunks(), size=4 * 16000)
         for recording in (chunked, sized):
-            transcript = await corti.create_transcript(interaction_id, recording.recording_id)
+            transcript = await corti.create_transcript(
+                interaction_id, recording.recording_id
+            )
             assert transcript.credits == Decimal("0.02")
 
     @pytest.mark.asyncio
     async def test_processing_is_polled_then_fetched(
         self, corti: CortiClient, control: SandboxControl, interaction_id: str
     ) -> None:
-        await control.configure(processing_threshold_bytes=32_000, processing_seconds=0.2)
+        await control.configure(
+            processing_threshold_bytes=32_000, processing_seconds=0.2
+        )
         recording = await corti.upload_recording(interaction_id, audio(4))
-        transcript = await corti.create_transcript(interaction_id, recording.recording_id)
+        transcript = await corti.create_transcript(
+            interaction_id, recording.recording_id
+        )
         assert transcript.status == "completed"
         assert transcript.credits == Decimal("0.04")
         requests = (await control.stats())["requests"]
@@ -138,7 +148,9 @@ class TestTranscripts:
     async def test_processing_without_wait(
         self, corti: CortiClient, control: SandboxControl, interaction_id: str
     ) -> None:
-        await control.configure(processing_threshold_bytes=32_000, processing_seconds=0.3)
+        await control.configure(
+            processing_threshold_bytes=32_000, processing_seconds=0.3
+        )
         recording = await corti.upload_recording(interaction_id, audio(2))
         pending = await corti.create_transcript(
             interaction_id, recording.recording_id, wait=False
@@ -161,7 +173,9 @@ class TestTranscripts:
         with pytest.raises(CortiBadRequest):
             await corti.upload_recording(interaction_id, b"")
         with pytest.raises(CortiNotFound):
-            await corti.create_transcript(interaction_id, "00000000-0000-4000-8000-000000000001")
+            await corti.create_transcript(
+                interaction_id, "00000000-0000-4000-8000-000000000001"
+            )
 
 
 class TestDocuments:
@@ -177,16 +191,22 @@ class TestDocuments:
         assert document.template_ref == "soap"
         assert document.sections
         assert (await corti.get_document(interaction_id, document.id)) == document
-        assert [d.id for d in await corti.list_documents(interaction_id)] == [document.id]
+        assert [d.id for d in await corti.list_documents(interaction_id)] == [
+            document.id
+        ]
         assert [d.id for d in await corti.find_documents(interaction_id, "job-1")] == [
             document.id
         ]
         assert await corti.find_documents(interaction_id, "job-2") == []
         billed = await control.billed(interaction_id)
-        assert [(b["kind"], b["credits"]) for b in billed] == [("document", Decimal("0.13"))]
+        assert [(b["kind"], b["credits"]) for b in billed] == [
+            ("document", Decimal("0.13"))
+        ]
 
     @pytest.mark.asyncio
-    async def test_all_context_kinds(self, corti: CortiClient, interaction_id: str) -> None:
+    async def test_all_context_kinds(
+        self, corti: CortiClient, interaction_id: str
+    ) -> None:
         document = await corti.generate_document(
             interaction_id,
             template_key="soap",
@@ -199,6 +219,10 @@ class TestDocuments:
         assert document.credits == Decimal("0.12")  # 110 chars
 
     @pytest.mark.asyncio
-    async def test_empty_context_is_refused(self, corti: CortiClient, interaction_id: str) -> None:
+    async def test_empty_context_is_refused(
+        self, corti: CortiClient, interaction_id: str
+    ) -> None:
         with pytest.raises(CortiBadRequest):
-            await corti.generate_document(interaction_id, template_key="soap", context=[])
+            await corti.generate_document(
+                interaction_id, template_key="soap", context=[]
+            )
