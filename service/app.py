@@ -18,6 +18,7 @@ from service.db.session import Database
 from service.export.routes import Exports
 from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
+from service.live.feed import UsageFeed
 from service.middleware import BodyLimit, RequestContext
 from service.ratelimit import RateLimiter
 
@@ -38,9 +39,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.db = Database.from_url(
             settings.database_url, statement_timeout_ms=settings.statement_timeout_ms
         )
+        state.feed = UsageFeed(state.db)
+        await state.feed.start()
         try:
             yield
         finally:
+            await state.feed.close()
             await state.db.dispose()
 
     async def healthz(_request: Request) -> JSONResponse:

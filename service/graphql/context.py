@@ -28,6 +28,8 @@ class Context:
     request: Any = None
     response: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # graphql-transport-ws: the connection_init payload (see subscriptions.py).
+    connection_params: dict[str, Any] | None = None
 
     @property
     def caller(self) -> Principal:

@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from decimal import InvalidOperation
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -65,6 +66,16 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is None or not result.errors:
             return
+        self._format(result.errors)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """The same for each result a subscription streams over WebSocket."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            self._format(errors)
+        yield
+
+    def _format(self, errors: list[GraphQLError]) -> None:
         context = self.execution_context.context
         request_id = getattr(context, "request_id", None) or uuid.uuid4().hex
-        result.errors[:] = [format_error(e, request_id) for e in result.errors]
+        errors[:] = [format_error(e, request_id) for e in errors]

@@ -13,6 +13,7 @@ import strawberry
 from service.errors import BadUserInput
 from service.graphql.context import Info
 from service.graphql.types import IngestResult, Interaction, UsageRecord
+from service.live import new_records, publish_usage
 from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
 
@@ -113,6 +114,8 @@ async def _record(info: Info, usage: UsageIn, **renames: str) -> UsageRecord:
     with _input_fields(**renames):
         async with info.context.db.write() as session:
             outcome = await usage_service.record(session, info.context.caller, usage)
+    if not outcome.duplicate:
+        await publish_usage([outcome.record], info.context.db)
     return UsageRecord.from_model(outcome.record)
 
 
@@ -217,6 +220,7 @@ class IngestionMutation:
         ]
         async with info.context.db.write() as session:
             outcome = await usage_service.ingest(session, info.context.caller, batch)
+        await publish_usage(new_records(outcome), info.context.db)
         return IngestResult(
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,

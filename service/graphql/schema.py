@@ -14,6 +14,7 @@ from service.graphql.limits import CostLimiter
 from service.graphql.mutations import IngestionMutation
 from service.graphql.queries import Query
 from service.graphql.scalars import SCALAR_MAP
+from service.graphql.subscriptions import Subscription
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -37,6 +38,7 @@ class Schema(strawberry.Schema):
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
     extensions=[
         ErrorCodes,

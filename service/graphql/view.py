@@ -23,6 +23,7 @@ from service.db.session import Database
 from service.errors import AppError, Unauthenticated
 from service.graphql.context import Context
 from service.graphql.loaders import Loaders
+from service.graphql.subscriptions import authenticate_connection
 from service.logs import request_id_var
 from service.ratelimit import RateLimiter
 
@@ -120,6 +121,10 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             extras={"state": self.state},
         )
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """graphql-transport-ws: the key comes in the connection_init payload."""
+        await authenticate_connection(context)
 
     async def execute_operation(
         self,

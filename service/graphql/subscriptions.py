@@ -1,0 +1,93 @@
+"""Live updates over WebSocket (graphql-transport-ws).
+
+The key travels in the `connection_init` payload,
+`{"Authorization": "Bearer <key>"}` (browsers cannot set WebSocket headers);
+a missing or bad key closes the socket with 4403 before any operation runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.exceptions import ConnectionRejectionError
+
+from service.auth import keys
+from service.errors import Forbidden
+from service.graphql.context import Context, Info
+from service.graphql.loaders import Loaders
+from service.graphql.types import UsageRecord
+from service.live.events import UsageEvent
+from service.live.feed import UsageFeed
+from service.usage.records import Source
+from service.usage.validation import check_id
+
+
+async def authenticate_connection(context: Context) -> None:
+    """Check the key of `connection_init`; raise ConnectionRejectionError if bad."""
+    params = context.connection_params or {}
+    header = next((v for k, v in params.items() if k.lower() == "authorization"), None)
+    if header is None:
+        if context.principal is not None:  # sent as a handshake header instead
+            return
+        raise ConnectionRejectionError({"message": "an API key is required"})
+    scheme, _, token = str(header).partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ConnectionRejectionError({"message": "use Authorization: Bearer <key>"})
+    async with context.db.read() as session:
+        principal = await keys.authenticate(session, token.strip())
+    if principal is None:
+        raise ConnectionRejectionError({"message": "unknown or revoked API key"})
+    context.principal = principal
+    context.auth_error = None
+
+
+def _record(event: UsageEvent) -> UsageRecord:
+    return UsageRecord(
+        id=strawberry.ID(event.id),
+        source=Source(event.source),
+        external_id=strawberry.ID(event.external_id),
+        credits=event.credits,
+        created_at=event.created_at,
+        received_at=event.received_at,
+        interaction_id=strawberry.ID(event.interaction_id),
+    )
+
+
+@strawberry.type(
+    description=(
+        "Live updates over WebSocket (graphql-transport-ws). Send the key in the "
+        'connection_init payload: {"Authorization": "Bearer <key>"}.'
+    )
+)
+class Subscription:
+    """The root subscription type."""
+
+    @strawberry.subscription(
+        description=(
+            "Each new usage record of the tenant, within a second of its commit "
+            "(redeliveries are not repeated). Usage of an interaction that is not "
+            "registered yet belongs to no tenant and is not announced. A "
+            "subscriber that falls far behind is ended with an error."
+        )
+    )
+    async def usage_recorded(
+        self,
+        info: Info,
+        tenant_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The tenant to watch.")
+        ],
+    ) -> AsyncGenerator[UsageRecord]:
+        caller = info.context.caller
+        caller.require_read()
+        tenant = check_id("tenantId", tenant_id)
+        if not caller.sees_tenant(tenant):
+            raise Forbidden("this key is bound to another tenant")
+        state: Any = info.context.extras["state"]
+        feed: UsageFeed = state.feed
+        async with feed.subscribe(tenant) as events:
+            async for event in events:
+                # Fresh loaders, so nested fields read the current data.
+                info.context.loaders = Loaders(info.context.db)
+                yield _record(event)

@@ -1,0 +1,285 @@
+"""Live usage: committers publish, subscribers of any API process receive.
+
+On PostgreSQL, `publish_usage` sends `NOTIFY usage_recorded` and every API
+process's `UsageFeed` listens on a dedicated asyncpg connection, so a record
+written by any process (API or worker) reaches the subscribers of all of them.
+On SQLite, which has no notifications, events reach the feeds of the
+publishing process only (`publish_usage` finds them by database URL).
+
+Delivery is at most once, within milliseconds of the commit: a subscriber
+that falls `QUEUE_SIZE` events behind is ended with an error (resubscribe and
+re-read totals), and events sent while a listener reconnects are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, inspect, select
+
+from service.db.models import Interaction, UsageRecord
+from service.db.session import Database
+from service.errors import AppError
+from service.live.events import UsageEvent, parse_payload, payloads
+from service.usage.records import IngestOutcome
+
+log = logging.getLogger("service.live")
+
+CHANNEL = "usage_recorded"
+QUEUE_SIZE = 1000
+LISTEN_READY_TIMEOUT = 10.0
+HEALTH_CHECK_SECONDS = 30.0
+RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+LOOKUP_CHUNK = 500
+
+# Running feeds by database, for in-process delivery on SQLite.
+_FEEDS: dict[str, set[UsageFeed]] = defaultdict(set)
+
+
+class LiveUnavailable(AppError):
+    """The feed cannot listen for events (database unreachable)."""
+
+    code = "INTERNAL"
+
+
+class SubscriberTooSlow(AppError):
+    """A subscriber fell too far behind and was dropped."""
+
+    code = "INTERNAL"
+
+
+def _database_key(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=True)
+
+
+class _Subscriber:
+    """One subscription's bounded queue."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[UsageEvent] = asyncio.Queue(maxsize=size)
+        self.overflowed = False
+
+    def put(self, event: UsageEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def events(self) -> AsyncIterator[UsageEvent]:
+        while True:
+            if self.overflowed and self.queue.empty():
+                raise SubscriberTooSlow(
+                    "this subscription fell behind and was ended; subscribe again"
+                )
+            yield await self.queue.get()
+
+
+class UsageFeed:
+    """The live subscribers of one API process, by tenant."""
+
+    def __init__(self, db: Database, queue_size: int = QUEUE_SIZE) -> None:
+        self.db = db
+        self.queue_size = queue_size
+        self._subscribers: dict[str, set[_Subscriber]] = defaultdict(set)
+        self._listener: _PostgresListener | None = None
+
+    async def start(self) -> None:
+        """Start receiving events (on PostgreSQL: connect and LISTEN, in the background)."""
+        if self.db.dialect == "postgresql":
+            self._listener = _PostgresListener(self.db, self.deliver)
+            self._listener.start()
+        _FEEDS[_database_key(self.db)].add(self)
+
+    async def close(self) -> None:
+        """Stop listening; subscriptions in flight end with the process."""
+        _FEEDS[_database_key(self.db)].discard(self)
+        if self._listener is not None:
+            await self._listener.stop()
+
+    def subscriber_count(self, tenant_id: str | None = None) -> int:
+        """Open subscriptions (of one tenant, or of all)."""
+        if tenant_id is not None:
+            return len(self._subscribers.get(tenant_id, ()))
+        return sum(len(s) for s in self._subscribers.values())
+
+    @asynccontextmanager
+    async def subscribe(
+        self, tenant_id: str
+    ) -> AsyncIterator[AsyncIterator[UsageEvent]]:
+        """Events of one tenant from now on, while the context is open."""
+        if self._listener is not None:
+            await self._listener.wait_ready()
+        subscriber = _Subscriber(self.queue_size)
+        self._subscribers[tenant_id].add(subscriber)
+        try:
+            yield subscriber.events()
+        finally:
+            subscribers = self._subscribers.get(tenant_id)
+            if subscribers is not None:
+                subscribers.discard(subscriber)
+                if not subscribers:
+                    del self._subscribers[tenant_id]
+
+    def deliver(self, events: Iterable[UsageEvent]) -> None:
+        """Hand events to this process's subscribers of their tenants."""
+        for event in events:
+            for subscriber in tuple(self._subscribers.get(event.tenant_id, ())):
+                subscriber.put(event)
+
+
+class _PostgresListener:
+    """LISTEN on a dedicated connection; reconnects when it is lost."""
+
+    def __init__(self, db: Database, deliver: Any) -> None:
+        url = db.engine.url.set(drivername="postgresql")
+        self.dsn = url.render_as_string(hide_password=False)
+        self.deliver = deliver
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.conn: Any = None
+        self.stopping = False
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="usage-feed-listener")
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.conn is not None and not self.conn.is_closed():
+            with contextlib.suppress(Exception):
+                await self.conn.close(timeout=5)
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def wait_ready(self) -> None:
+        try:
+            async with asyncio.timeout(LISTEN_READY_TIMEOUT):
+                await self.ready.wait()
+        except TimeoutError:
+            raise LiveUnavailable("live updates are unavailable right now") from None
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            events = parse_payload(payload)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed %s notification", CHANNEL)
+            return
+        self.deliver(events)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self.stopping:
+            try:
+                await self._listen()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - reconnect on any failure
+                log.warning("usage feed listener lost its connection: %r", error)
+            self.ready.clear()
+            if self.stopping:
+                return
+            delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
+            failures += 1
+            await asyncio.sleep(delay)
+
+    async def _listen(self) -> None:
+        conn = self.conn = await asyncpg.connect(self.dsn)
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        try:
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self.ready.set()
+            while not closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+                        await closed.wait()
+                if not closed.is_set():
+                    await conn.fetchval("SELECT 1", timeout=HEALTH_CHECK_SECONDS)
+        finally:
+            self.ready.clear()
+            if not conn.is_closed():
+                conn.terminate()
+
+
+def running_feeds() -> list[UsageFeed]:
+    """Every started feed of this process."""
+    return [feed for feeds in _FEEDS.values() for feed in feeds]
+
+
+def new_records(outcome: IngestOutcome) -> list[UsageRecord]:
+    """The records an ingest call inserted (not the redeliveries), once each.
+
+    UsageService builds inserted rows as new, never-persisted objects and
+    loads redelivered ones from the database, so SQLAlchemy's instance state
+    tells them apart (tests/live pin this down).
+    """
+    if outcome.accepted == 0:
+        return []
+    unique = {id(record): record for record in outcome.records}.values()
+    return [record for record in unique if inspect(record).transient]
+
+
+async def publish_usage(records: Sequence[UsageRecord], db: Database) -> None:
+    """Announce committed usage records to live subscribers; call after commit.
+
+    `db` is the database the records were committed to. Records of
+    interactions not registered yet have no tenant and are not announced.
+    Never raises: the records are stored whether or not anyone hears of them.
+    """
+    if not records:
+        return
+    try:
+        if db.dialect == "postgresql":
+            await _notify(db, records)
+            return
+        feeds = [f for f in _FEEDS.get(_database_key(db), ()) if f.subscriber_count()]
+        if feeds:
+            async with db.read() as session:
+                events = await _events(session, records)
+            for feed in feeds:
+                feed.deliver(events)
+    except Exception:  # publishing must not fail the write
+        log.exception("could not publish %d usage record(s)", len(records))
+
+
+async def _notify(db: Database, records: Sequence[UsageRecord]) -> None:
+    async with db.engine.begin() as conn:
+        events = await _events(conn, records)
+        for payload in payloads(events):
+            await conn.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
+async def _events(executor: Any, records: Sequence[UsageRecord]) -> list[UsageEvent]:
+    interaction_ids = sorted({r.interaction_id for r in records})
+    tenants: dict[str, str] = {}
+    for start in range(0, len(interaction_ids), LOOKUP_CHUNK):
+        chunk = interaction_ids[start : start + LOOKUP_CHUNK]
+        result = await executor.execute(
+            select(Interaction.id, Interaction.tenant_id).where(
+                Interaction.id.in_(chunk)
+            )
+        )
+        tenants.update({row.id: row.tenant_id for row in result})
+    return [
+        UsageEvent(
+            id=str(record.id),
+            tenant_id=tenants[record.interaction_id],
+            interaction_id=record.interaction_id,
+            source=record.source,
+            external_id=record.external_id,
+            credits=record.credits,
+            created_at=record.created_at,
+            received_at=record.received_at,
+        )
+        for record in records
+        if record.interaction_id in tenants
+    ]
