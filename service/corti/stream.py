@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,6 +46,23 @@ if TYPE_CHECKING:
     from service.corti.client import CortiClient
 
 logger = logging.getLogger(__name__)
+
+
+class _RedactToken(logging.Filter):
+    """Hide the `token=` query parameter in websockets' handshake debug lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = _TOKEN_IN_URL.sub(r"\1REDACTED", record.getMessage())
+            record.args = None
+        return True
+
+
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s]+")
+# websockets logs the request line (with the token) at DEBUG: give it our own
+# logger, which redacts it.
+_ws_logger = logging.getLogger(f"{__name__}.websocket")
+_ws_logger.addFilter(_RedactToken())
 
 AudioSource = bytes | AsyncIterable[bytes]
 
@@ -194,6 +212,7 @@ class StreamSession:
                     open_timeout=self.timeouts.open,
                     close_timeout=self.timeouts.close,
                     max_size=2**22,
+                    logger=_ws_logger,
                 )
             except InvalidStatus as exc:
                 status = exc.response.status_code
@@ -440,7 +459,8 @@ def _stream_error(message: dict[str, Any], when: str) -> CortiError:
     detail = error.get("details") or error.get("detail") or error.get("title")
     text = f"Corti stream error {when}: {detail or 'unknown'}"
     if isinstance(status, int):
-        return CortiError.from_http(status, json.dumps({"detail": text}).encode(), {})
+        body = json.dumps({"detail": text}).encode()
+        return CortiError.from_http(status, body, {}, what="/streams")
     return CortiStreamDropped(text, detail=str(detail) if detail else None)
 
 

@@ -13,7 +13,8 @@ from starlette.routing import Route, Router, WebSocketRoute
 
 from service.sandbox import control, rest
 from service.sandbox._json import corti_error
-from service.sandbox.faults import FaultMiddleware, install_log_filter
+from service.sandbox._logging import install_log_filters
+from service.sandbox.faults import FaultMiddleware
 from service.sandbox.oauth import Refusal, token_endpoint
 from service.sandbox.state import SandboxConfig, SandboxState
 from service.sandbox.streams import streams_endpoint
@@ -86,5 +87,5 @@ def create_sandbox_app(
     assert isinstance(app.router, Router)
     app.router.redirect_slashes = False
     app.state.sandbox = state
-    install_log_filter()
+    install_log_filters()
     return app

@@ -23,8 +23,6 @@ Without `path`, faults match REST calls (`/v2/`); `lose_answer` matches only
 from __future__ import annotations
 
 import asyncio
-import logging
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.sandbox._json import corti_error
+from service.sandbox._logging import mark_dropped
 
 if TYPE_CHECKING:
     from service.sandbox.state import SandboxState
@@ -152,27 +151,9 @@ class FaultMiddleware:
             await send(start)
             half = body[: len(body) // 2]
             await send({"type": "http.response.body", "body": half, "more_body": True})
-            _dropping.set(True)
+            mark_dropped()
             return True
         return False
-
-
-# uvicorn logs an error when an app stops mid-answer; that is the point of a
-# `lose_answer` drop, so the filter below silences it for those requests only.
-_dropping: ContextVar[bool] = ContextVar("sandbox_dropping", default=False)
-_INCOMPLETE = "ASGI callable returned without completing response."
-
-
-class _IntentionalDropFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (_dropping.get() and record.getMessage() == _INCOMPLETE)
-
-
-def install_log_filter() -> None:
-    """Hide uvicorn's error line for connections the sandbox drops on purpose."""
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _IntentionalDropFilter) for f in logger.filters):
-        logger.addFilter(_IntentionalDropFilter())
 
 
 def _retry_after(seconds: int | None) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -46,6 +47,24 @@ class TestClientStream:
         assert [r["status"] for r in requests if r["path"].endswith("/streams")] == [
             101
         ]
+
+    @pytest.mark.asyncio
+    async def test_token_never_logged(
+        self,
+        corti: CortiClient,
+        control: SandboxControl,
+        interaction_id: str,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        old = await corti.access_token()
+        await control.revoke_tokens()  # forces a 401 and a refresh on the upgrade
+        await corti.stream(interaction_id, audio(0.5))
+        new = await corti.access_token()
+        assert old != new
+        assert "token=REDACTED" in caplog.text
+        for token in (old, new):
+            assert token.split(".")[2] not in caplog.text
 
     @pytest.mark.asyncio
     async def test_facts_under_data_and_async_audio(
