@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = 32
     job_lease_seconds: int = 60
     job_max_attempts: int = 8
+    # Retry delay: base * 2^(attempt-1), capped, with +-20 % jitter.
+    job_retry_base_seconds: float = 2.0
+    job_retry_max_seconds: float = 300.0
+    # How often an idle worker looks for new jobs; how long SIGTERM waits for
+    # running jobs to finish before releasing them to other workers.
+    worker_poll_seconds: float = 1.0
+    worker_shutdown_seconds: float = 30.0
     upload_dir: Path = Path("var/uploads")
 
     @property

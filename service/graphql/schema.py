@@ -10,6 +10,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 
 from service.graphql.errors import ErrorCodes
+from service.graphql.job_mutations import JobMutation
 from service.graphql.limits import CostLimiter
 from service.graphql.mutations import IngestionMutation
 from service.graphql.queries import Query
@@ -22,7 +23,7 @@ MAX_TOKENS = 20_000
 
 
 @strawberry.type(description="Writing usage: ingestion and Corti calls.")
-class Mutation(IngestionMutation):
+class Mutation(IngestionMutation, JobMutation):
     """The root mutation type."""
 
 

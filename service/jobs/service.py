@@ -1,0 +1,282 @@
+"""Queueing jobs: checks the input and stores the job; callers own the transaction.
+
+A job row (and its uploaded audio) is written in the transaction of the
+mutation that asks for it, so the worker sees it only once that commits, and
+bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principal import Principal
+from service.corti.schemas import EncounterStatus, EncounterType
+from service.db.base import new_uuid, utcnow
+from service.db.models import Interaction, Job
+from service.errors import BadUserInput, Forbidden, NotFound
+from service.jobs.audio import Readable, pending_audio_bytes, store_audio
+from service.jobs.records import JobKind, JobState
+from service.usage.validation import check_id
+
+ENCOUNTER_STATUSES: tuple[str, ...] = get_args(EncounterStatus)
+ENCOUNTER_TYPES: tuple[str, ...] = get_args(EncounterType)
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class NewInteraction:
+    """createInteraction input."""
+
+    tenant_id: str
+    user_id: str
+    encounter_identifier: str
+    encounter_status: str = "planned"
+    encounter_type: str = "first_consultation"
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptRequest:
+    """requestTranscript input; exactly one of `audio` and `recording_id`."""
+
+    interaction_id: str
+    audio: object | None = None  # a Readable; checked when stored
+    recording_id: str | None = None
+    primary_language: str = "en"
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    """requestDocument input; `context` is joined by newlines for Corti."""
+
+    interaction_id: str
+    template_key: str
+    context: list[str]
+    output_language: str = "en"
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """requestStream input."""
+
+    interaction_id: str
+    audio: object | None  # a Readable; checked when stored
+    primary_language: str = "en"
+
+
+def _text(field: str, value: str | None, *, required: bool = True) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise BadUserInput(field, "must not be empty")
+        return None
+    if len(value) > MAX_TEXT:
+        raise BadUserInput(field, f"must be at most {MAX_TEXT} characters")
+    return value
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise BadUserInput(field, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _language(field: str, value: str) -> str:
+    code = check_id(field, value)
+    if len(code) > 35:
+        raise BadUserInput(field, "is not a language code")
+    return code
+
+
+class JobService:
+    """Stores jobs for the worker; every method checks input before writing."""
+
+    async def create_interaction(
+        self, session: AsyncSession, principal: Principal, data: NewInteraction
+    ) -> Job:
+        """Queue POST /interactions/ followed by registering the mapping."""
+        _require_job_writer(principal)
+        tenant_id = check_id("input.tenantId", data.tenant_id)
+        user_id = check_id("input.userId", data.user_id)
+        principal.require_tenant(tenant_id)
+        payload = {
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "encounter_identifier": _text(
+                "input.encounterIdentifier", data.encounter_identifier
+            ),
+            "encounter_status": _choice(
+                "input.encounterStatus", data.encounter_status, ENCOUNTER_STATUSES
+            ),
+            "encounter_type": _choice(
+                "input.encounterType", data.encounter_type, ENCOUNTER_TYPES
+            ),
+            "title": _text("input.title", data.title, required=False),
+        }
+        return await self._add(
+            session, principal, JobKind.CREATE_INTERACTION, payload, tenant_id, None
+        )
+
+    async def request_transcript(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        data: TranscriptRequest,
+        *,
+        max_audio_bytes: int,
+    ) -> Job:
+        """Queue an upload (unless `recording_id`) and a transcript."""
+        _require_job_writer(principal)
+        interaction = await _interaction(session, principal, data.interaction_id)
+        if (data.audio is None) == (data.recording_id is None):
+            raise BadUserInput("input.audio", "give either audio or recordingId")
+        payload: dict[str, Any] = {
+            "primary_language": _language(
+                "input.primaryLanguage", data.primary_language
+            )
+        }
+        if data.recording_id is not None:
+            payload["recording_id"] = check_id("input.recordingId", data.recording_id)
+        job = await self._add(
+            session,
+            principal,
+            JobKind.TRANSCRIPT,
+            payload,
+            interaction.tenant_id,
+            interaction.id,
+        )
+        if data.audio is not None:
+            await self._store_audio(session, job, data.audio, max_audio_bytes)
+        return job
+
+    async def request_document(
+        self, session: AsyncSession, principal: Principal, data: DocumentRequest
+    ) -> Job:
+        """Queue POST .../documents/ with one `string` context."""
+        _require_job_writer(principal)
+        interaction = await _interaction(session, principal, data.interaction_id)
+        context = "\n".join(data.context)
+        if not context.strip():
+            raise BadUserInput("input.context", "must contain some text")
+        job_id = new_uuid()
+        payload = {
+            "template_key": _text("input.templateKey", data.template_key),
+            "output_language": _language("input.outputLanguage", data.output_language),
+            "context": context,
+            # Lets a retry find the document a lost attempt created.
+            "name": f"corti-usage job {job_id}",
+        }
+        return await self._add(
+            session,
+            principal,
+            JobKind.DOCUMENT,
+            payload,
+            interaction.tenant_id,
+            interaction.id,
+            job_id=job_id,
+        )
+
+    async def request_stream(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        data: StreamRequest,
+        *,
+        max_audio_bytes: int,
+    ) -> Job:
+        """Queue a /streams session that sends the uploaded audio."""
+        _require_job_writer(principal)
+        interaction = await _interaction(session, principal, data.interaction_id)
+        if data.audio is None:
+            raise BadUserInput("input.audio", "is required")
+        payload = {
+            "primary_language": _language(
+                "input.primaryLanguage", data.primary_language
+            )
+        }
+        job = await self._add(
+            session,
+            principal,
+            JobKind.STREAM,
+            payload,
+            interaction.tenant_id,
+            interaction.id,
+        )
+        await self._store_audio(session, job, data.audio, max_audio_bytes)
+        return job
+
+    async def _add(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        kind: JobKind,
+        payload: dict[str, Any],
+        tenant_id: str,
+        interaction_id: str | None,
+        *,
+        job_id: uuid.UUID | None = None,
+    ) -> Job:
+        now = utcnow()
+        job = Job(
+            id=job_id or new_uuid(),
+            kind=kind.value,
+            status=JobState.QUEUED.value,
+            attempts=0,
+            payload=payload,
+            state={},
+            tenant_id=tenant_id,
+            interaction_id=interaction_id,
+            api_key_id=principal.key_id,
+            run_after=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(job)
+        await session.flush()
+        return job
+
+    async def _store_audio(
+        self, session: AsyncSession, job: Job, audio: object, max_bytes: int
+    ) -> None:
+        assert job.interaction_id is not None
+        if not isinstance(audio, Readable):
+            raise BadUserInput("input.audio", "must be a file (multipart upload)")
+        # Corti keeps at most `max_bytes` of audio per interaction.
+        already = await pending_audio_bytes(session, job.interaction_id)
+        limit = f"Corti's limit of {max_bytes} bytes"
+        if already:
+            limit += f" per interaction ({already} bytes are already queued or sent)"
+        room = max_bytes - already
+        size = getattr(audio, "size", None)
+        if room <= 0 or (isinstance(size, int) and size > room):
+            raise BadUserInput("input.audio", f"is larger than {limit}")
+        job.audio_bytes = await store_audio(
+            session, job.id, audio, field="input.audio", max_bytes=room, limit=limit
+        )
+        await session.flush()
+
+
+def _require_job_writer(principal: Principal) -> None:
+    principal.require_write()
+    if principal.webhook:
+        raise Forbidden("webhook senders cannot queue Corti calls; use an API key")
+
+
+async def _interaction(
+    session: AsyncSession, principal: Principal, interaction_id: str
+) -> Interaction:
+    """The registered interaction, or NOT_FOUND (also for other tenants')."""
+    interaction_id = check_id("input.interactionId", interaction_id)
+    row = await session.get(Interaction, interaction_id)
+    if row is None or not principal.sees_tenant(row.tenant_id):
+        raise NotFound(
+            f"interaction {interaction_id!r} is not registered; "
+            "use createInteraction or registerInteraction first"
+        )
+    return row
+
+
+job_service = JobService()

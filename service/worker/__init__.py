@@ -1,0 +1,1 @@
+"""The background worker: plumbing that runs the tasks of service/jobs."""
