@@ -173,7 +173,11 @@ async def upload(
         "operations": json.dumps({"query": query, "variables": variables}),
         "map": json.dumps({"0": ["variables.in.audio"]} if data is not None else {}),
     }
-    files = {"0": ("audio.raw", data, "application/octet-stream")} if data else None
+    files = (
+        {"0": ("audio.raw", data, "application/octet-stream")}
+        if data is not None
+        else None
+    )
     token = key or gql.key
     response = await gql.http.post(
         "/graphql",
@@ -195,17 +199,17 @@ def job_of(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def wait_for_job(
-    gql: GraphQLClient, job_id: str, *, timeout: float = 20.0
+    gql: GraphQLClient, job_id: str, *, within: float = 20.0
 ) -> dict[str, Any]:
     """Poll Query.job until it SUCCEEDED or FAILED."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         data = await gql.data(JOB, {"id": job_id})
         job: dict[str, Any] = data["job"]
         if job["status"] in ("SUCCEEDED", "FAILED"):
             return job
         if time.monotonic() > deadline:
-            raise AssertionError(f"job still {job['status']} after {timeout}s: {job}")
+            raise AssertionError(f"job still {job['status']} after {within}s: {job}")
         await asyncio.sleep(0.05)
 
 

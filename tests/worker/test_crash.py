@@ -1,0 +1,235 @@
+"""A worker process killed mid-call, and one stopped with SIGTERM.
+
+The killed worker is a real `python -m service worker` subprocess configured
+through the environment, with a one-second lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import select
+
+from service.db.models import Job
+from service.db.session import Database
+from service.sandbox.testing import SandboxControl, SandboxServer
+from tests.fixtures.app import GraphQLClient
+from tests.worker.conftest import (
+    DOCUMENT,
+    TRANSCRIPT,
+    RunWorker,
+    assert_billed_once,
+    audio,
+    audio_rows,
+    job_of,
+    new_interaction,
+    upload,
+    wait_for_job,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def _job_row(db: Database, job_id: str) -> Job:
+    async with db.read() as session:
+        row = await session.scalar(select(Job).where(Job.id == uuid.UUID(job_id)))
+    assert row is not None
+    return row
+
+
+async def _start_worker(
+    sandbox: SandboxServer, database_url: str
+) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        **sandbox.environment(),
+        "DATABASE_URL": database_url,
+        "JOB_LEASE_SECONDS": "1",
+        "JOB_RETRY_BASE_SECONDS": "0.05",
+        "WORKER_POLL_SECONDS": "0.05",
+        "WORKER_SHUTDOWN_SECONDS": "5",
+        "CORTI_TIMEOUT_SECONDS": "20",
+        "LOG_LEVEL": "WARNING",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def _stop(process: asyncio.subprocess.Process) -> int:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(process.wait(), 15)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+
+
+class TestWorkerProcess:
+    async def test_sigkill_during_a_call_then_restart(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        database_url: str,
+        sandbox: SandboxServer,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        async with run_worker():
+            interaction_id = await new_interaction(gql)
+        # Corti bills at once but answers late: the kill lands mid-call.
+        await control.arm(
+            {"kind": "delay", "seconds": 2.5, "method": "POST", "path": "/documents/"},
+            {
+                "kind": "delay",
+                "seconds": 2.5,
+                "method": "POST",
+                "path": "/transcripts/",
+            },
+        )
+        document = job_of(
+            await gql(
+                DOCUMENT,
+                {
+                    "in": {
+                        "interactionId": interaction_id,
+                        "templateKey": "soap",
+                        "context": ["Patient reports a cough."],
+                    }
+                },
+            )
+        )
+        transcript = job_of(
+            await upload(gql, TRANSCRIPT, {"interactionId": interaction_id}, audio(2))
+        )
+
+        first = await _start_worker(sandbox, database_url)
+        try:
+
+            async def both_billed() -> bool:
+                return len(await control.billed(interaction_id)) == 2
+
+            await _until(both_billed)
+            row = await _job_row(db, document["id"])
+            assert row.status == "RUNNING"
+            assert row.leased_by is not None
+            assert f":{first.pid}:" in row.leased_by
+        finally:
+            first.kill()
+            await first.wait()
+        assert first.returncode == -signal.SIGKILL
+        await control.clear_faults()
+
+        second = await _start_worker(sandbox, database_url)
+        try:
+            jobs = [
+                await wait_for_job(gql, document["id"], within=20),
+                await wait_for_job(gql, transcript["id"], within=20),
+            ]
+        finally:
+            assert await _stop(second) == 0
+        for job in jobs:
+            assert job["status"] == "SUCCEEDED", job
+            assert job["attempts"] == 2
+        assert len(await control.billed()) == 2
+        await assert_billed_once(control, db)
+        assert await audio_rows(db) == 0
+
+    async def test_sigterm_releases_a_job_that_does_not_finish_in_time(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        async with run_worker():
+            interaction_id = await new_interaction(gql)
+        await control.arm(
+            {"kind": "delay", "seconds": 1, "method": "POST", "path": "/documents/"}
+        )
+        body = await gql(
+            DOCUMENT,
+            {
+                "in": {
+                    "interactionId": interaction_id,
+                    "templateKey": "soap",
+                    "context": ["Cough."],
+                }
+            },
+        )
+        job_id = job_of(body)["id"]
+        async with run_worker(worker_shutdown_seconds=0.2) as worker:
+
+            async def billed() -> bool:
+                return len(await control.billed()) == 1
+
+            await _until(billed)
+            worker.stop()  # what SIGTERM does
+        row = await _job_row(db, job_id)
+        assert row.status == "QUEUED"  # released at once for another worker
+        assert row.attempts == 0
+        assert row.state.get("document_requested") is True
+
+        async with run_worker():
+            job = await wait_for_job(gql, job_id)
+        assert job["status"] == "SUCCEEDED", job
+        assert len(await control.billed()) == 1
+        await assert_billed_once(control, db)
+
+    async def test_sigterm_lets_running_jobs_finish(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        async with run_worker():
+            interaction_id = await new_interaction(gql)
+        await control.arm(
+            {"kind": "delay", "seconds": 0.5, "method": "POST", "path": "/documents/"}
+        )
+        body = await gql(
+            DOCUMENT,
+            {
+                "in": {
+                    "interactionId": interaction_id,
+                    "templateKey": "soap",
+                    "context": ["Cough."],
+                }
+            },
+        )
+        job_id = job_of(body)["id"]
+        async with run_worker(worker_shutdown_seconds=5) as worker:
+
+            async def billed() -> bool:
+                return len(await control.billed()) == 1
+
+            await _until(billed)
+            worker.stop()
+        row = await _job_row(db, job_id)
+        assert row.status == "SUCCEEDED"
+        assert row.attempts == 1
+        await assert_billed_once(control, db)
