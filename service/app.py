@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from service.config import Settings, get_settings
+from service.dashboard import routes as dashboard
 from service.db.session import Database
 from service.export.routes import Exports
 from service.graphql.schema import schema
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *Exports(state).routes(),
+            *dashboard.routes(),
         ],
         middleware=[
             Middleware(RequestContext),

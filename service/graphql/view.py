@@ -11,7 +11,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from service.auth import keys, webhooks
 from service.auth.principal import Principal, Role
 from service.config import Settings
+from service.dashboard import routes as dashboard
 from service.db.session import Database
 from service.errors import AppError, Unauthenticated
 from service.graphql.context import Context
@@ -121,6 +122,10 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             extras={"state": self.state},
         )
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL from the service's own static files (no CDN)."""
+        return dashboard.page("graphiql.html")
 
     async def on_ws_connect(self, context: Context) -> None:
         """graphql-transport-ws: the key comes in the connection_init payload."""
