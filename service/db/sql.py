@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -36,6 +40,65 @@ def _credit_sum_sqlite(element: credit_sum, compiler: SQLCompiler, **kw: Any) ->
     return f"coalesce(credit_sum({compiler.process(element.clauses, **kw)}), '{zero}')"
 
 
+class bucket_start(FunctionElement[Any]):
+    """Start of the usage bucket holding a UTC timestamp, given every bucket edge.
+
+    PostgreSQL looks the timestamp up among the edges (`width_bucket`), so its
+    own time zone data plays no part: that may differ from Python's, and it
+    reads zone names such as "CET" as fixed-offset abbreviations. SQLite runs
+    the Python truncation that made the edges (see `tz_trunc`).
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "bucket_start"
+    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own (instance-typed) name
+        *FunctionElement._traverse_internals,
+        ("unit", InternalTraversal.dp_string),
+        ("zone_name", InternalTraversal.dp_string),
+    ]
+
+    def __init__(
+        self,
+        column: Any,
+        edges: Sequence[datetime],
+        unit: str,
+        zone_name: str,
+    ) -> None:
+        _check_unit_and_zone(unit, zone_name)
+        self.unit = unit
+        self.zone_name = zone_name
+        array = bindparam(
+            None, list(edges), type_=postgresql.ARRAY(UTCDateTime()), unique=True
+        )
+        super().__init__(column, array)
+
+
+@compiles(bucket_start, "postgresql")
+def _bucket_start_pg(element: bucket_start, compiler: SQLCompiler, **kw: Any) -> str:
+    column, edges = element.clauses.clauses
+    # The same bind twice renders the same placeholder, so GROUP BY can repeat it.
+    column_sql = compiler.process(column, **kw)
+    edges_sql = compiler.process(edges, **kw)
+    return f"({edges_sql})[width_bucket({column_sql}, {edges_sql})]"
+
+
+@compiles(bucket_start, "sqlite")
+def _bucket_start_sqlite(
+    element: bucket_start, compiler: SQLCompiler, **kw: Any
+) -> str:
+    column = compiler.process(element.clauses.clauses[0], **kw)
+    return f"tz_trunc({column}, '{element.unit}', '{element.zone_name}')"
+
+
+def _check_unit_and_zone(unit: str, zone_name: str) -> None:
+    if unit not in UNITS:
+        raise ValueError(unit)
+    zone(zone_name)  # KeyError unless a known IANA name
+    if not _ZONE_TEXT.match(zone_name):
+        raise ValueError(zone_name)
+
+
 class tz_trunc(FunctionElement[Any]):
     """Start of the local hour/day/week/month holding a UTC timestamp."""
 
@@ -50,11 +113,7 @@ class tz_trunc(FunctionElement[Any]):
     ]
 
     def __init__(self, column: Any, unit: str, zone_name: str) -> None:
-        if unit not in UNITS:
-            raise ValueError(unit)
-        zone(zone_name)  # KeyError unless a known IANA name
-        if not _ZONE_TEXT.match(zone_name):
-            raise ValueError(zone_name)
+        _check_unit_and_zone(unit, zone_name)
         self.unit = unit
         self.zone_name = zone_name
         super().__init__(column)

@@ -1,13 +1,15 @@
 """Calendar arithmetic for usage buckets in an IANA time zone.
 
 Buckets start at local hour, local midnight, Monday midnight or the first of
-the month, so a DST day is 23 or 25 hours long. The same truncation runs in
-SQL (PostgreSQL's `date_trunc(unit, ts, zone)`, or this module's `truncate`
-registered as a SQLite function), and `edges` lists every bucket boundary.
+the month, so a DST day is 23 or 25 hours long. `edges` lists every bucket
+boundary; SQL assigns rows to them (PostgreSQL by looking each timestamp up
+among the edges, SQLite through this module's `truncate`, registered as a
+function), so the database's own time zone data plays no part.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -40,11 +42,46 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
+def _offset(instant: datetime, tz: ZoneInfo) -> timedelta | None:
+    return instant.astimezone(tz).utcoffset()
+
+
+def _offset_change(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
+    """The instant in (before, after] from which `after`'s UTC offset applies."""
+    target = _offset(after, tz)
+    # Transitions fall on whole seconds; bisect over seconds since the epoch.
+    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(datetime.fromtimestamp(middle, UTC), tz) == target:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _hour_start(instant: datetime, tz: ZoneInfo) -> datetime:
+    """Local hh:00 before `instant` in its own offset, or a later offset change.
+
+    An hour bucket is a local clock hour at one UTC offset: a whole-hour DST
+    shift makes a day of 23 or 25 one-hour buckets, and Lord Howe's 30-minute
+    shift makes one bucket 30 minutes long.
+    """
+    local = instant.astimezone(tz)
+    into_hour = timedelta(
+        minutes=local.minute, seconds=local.second, microseconds=local.microsecond
+    )
+    start = instant.astimezone(UTC) - into_hour
+    if _offset(start, tz) != local.utcoffset():
+        return _offset_change(start, instant, tz)
+    return start
+
+
 def truncate(instant: datetime, unit: str, tz: ZoneInfo) -> datetime:
     """The UTC start of the bucket holding `instant`."""
-    local = instant.astimezone(tz)
     if unit == "hour":
-        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return _hour_start(instant, tz)
+    local = instant.astimezone(tz)
     day = local.date()
     if unit == "week":
         day -= timedelta(days=day.weekday())
@@ -56,7 +93,14 @@ def truncate(instant: datetime, unit: str, tz: ZoneInfo) -> datetime:
 def next_edge(start: datetime, unit: str, tz: ZoneInfo) -> datetime:
     """The UTC start of the bucket after the one starting at `start`."""
     if unit == "hour":
-        return truncate(start + timedelta(hours=1), unit, tz)
+        local = start.astimezone(tz)
+        into_hour = timedelta(
+            minutes=local.minute, seconds=local.second, microseconds=local.microsecond
+        )
+        top = start - into_hour + timedelta(hours=1)
+        if _offset(top, tz) != local.utcoffset():
+            return _offset_change(start, top, tz)
+        return top
     day = start.astimezone(tz).date()
     if unit == "day":
         return _local_midnight(day + timedelta(days=1), tz)

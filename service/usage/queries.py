@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, Job, Tenant, UsageRecord, User
-from service.db.sql import credit_sum, tz_trunc
+from service.db.sql import bucket_start, credit_sum
 from service.db.timebuckets import edges, zone
 from service.db.types import Credits
 from service.usage.records import Source
@@ -167,8 +167,10 @@ async def usage_buckets(
     assert window.start is not None
     assert window.end is not None
     boundaries = edges(window.start, window.end, unit, zone(zone_name), limit)
+    if not boundaries:
+        return {key: [] for key in keys}
     columns = _owner_columns(owner)
-    bucket = tz_trunc(UsageRecord.created_at, unit, zone_name)
+    bucket = bucket_start(UsageRecord.created_at, boundaries, unit, zone_name)
     statement = _usage_from(
         owner,
         select(

@@ -258,6 +258,51 @@ class TestHours:
         assert len(result) == 1000
         assert result[-1] == ("2025-02-11T15:00:00Z", "2025-02-11T16:00:00Z", "1")
 
+    async def test_lord_howe_half_hour_dst_shift(self, ledger: GraphQLClient) -> None:
+        # 2025-04-06 02:00 +11:00 (15:00Z) goes back to 01:30 +10:30.
+        await record(
+            ledger,
+            ("2025-04-05T14:59:59Z", "1"),  # 01:59:59 +11:00
+            ("2025-04-05T15:10:00Z", "2"),  # 01:40 +10:30
+            ("2025-04-05T15:30:00Z", "4"),  # 02:00 +10:30
+        )
+        result = await usage(
+            ledger,
+            "2025-04-05T14:00:00Z",
+            "2025-04-05T16:00:00Z",
+            "HOUR",
+            "Australia/Lord_Howe",
+        )
+        assert result == [
+            ("2025-04-05T14:00:00Z", "2025-04-05T15:00:00Z", "1"),
+            ("2025-04-05T15:00:00Z", "2025-04-05T15:30:00Z", "2"),
+            ("2025-04-05T15:30:00Z", "2025-04-05T16:30:00Z", "4"),
+        ]
+
+
+class TestLegacyZoneNames:
+    async def test_cet_has_summer_time_on_both_databases(
+        self, ledger: GraphQLClient
+    ) -> None:
+        # "CET" is an IANA zone with DST; PostgreSQL alone would read it as the
+        # fixed +01:00 abbreviation.
+        await record(
+            ledger,
+            ("2025-08-09T21:59:59Z", "1"),  # 23:59:59 CEST on the 9th
+            ("2025-08-09T22:30:00Z", "2"),  # 00:30 CEST on the 10th
+        )
+        result = await usage(
+            ledger,
+            "2025-08-09T00:00:00+02:00",
+            "2025-08-11T00:00:00+02:00",
+            "DAY",
+            "CET",
+        )
+        assert result == [
+            ("2025-08-08T22:00:00Z", "2025-08-09T22:00:00Z", "1"),
+            ("2025-08-09T22:00:00Z", "2025-08-10T22:00:00Z", "2"),
+        ]
+
 
 class TestWeeks:
     async def test_weeks_start_on_monday(self, ledger: GraphQLClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -21,6 +22,7 @@ from service.db.timebuckets import (
 CPH = zone("Europe/Copenhagen")
 NYC = zone("America/New_York")
 KOLKATA = zone("Asia/Kolkata")
+HOWE = zone("Australia/Lord_Howe")
 ZONES = [
     "UTC",
     "Europe/Copenhagen",
@@ -30,6 +32,9 @@ ZONES = [
     "Australia/Lord_Howe",
     "Pacific/Chatham",
     "America/Santiago",
+    "America/Havana",
+    "Atlantic/Azores",
+    "CET",
 ]
 HOUR = timedelta(hours=1)
 
@@ -101,6 +106,26 @@ class TestHours:
             utc("2025-03-30 02:30"),
             utc("2025-03-30 03:30"),
         ]
+
+    def test_lord_howe_half_hour_shift_makes_a_half_hour_bucket(self) -> None:
+        # DST ends 2025-04-06 02:00 +11:00 (15:00Z): the clock goes back to 01:30.
+        bounds = edges(
+            utc("2025-04-05 13:00"), utc("2025-04-05 17:00"), "hour", HOWE, 10
+        )
+        assert bounds == [
+            utc("2025-04-05 13:00"),
+            utc("2025-04-05 14:00"),  # 01:00 +11:00
+            utc("2025-04-05 15:00"),  # 01:30 +10:30, the offset changes
+            utc("2025-04-05 15:30"),  # 02:00 +10:30
+            utc("2025-04-05 16:30"),
+            utc("2025-04-05 17:30"),
+        ]
+        assert truncate(utc("2025-04-05 14:59:59"), "hour", HOWE) == utc(
+            "2025-04-05 14:00"
+        )
+        assert truncate(utc("2025-04-05 15:10"), "hour", HOWE) == utc(
+            "2025-04-05 15:00"
+        )
 
 
 class TestWeeksAndMonths:
@@ -218,3 +243,40 @@ def test_every_instant_lies_in_the_bucket_it_truncates_to(
         assert local.weekday() == 0
     if unit == "month":
         assert local.day == 1
+
+
+def _offset_changes(name: str) -> list[datetime]:
+    tz = zone(name)
+    found = []
+    instant = utc("2024-01-01 00:00")
+    offset = instant.astimezone(tz).utcoffset()
+    while instant < utc("2026-01-01 00:00"):
+        instant += timedelta(minutes=15)
+        if instant.astimezone(tz).utcoffset() != offset:
+            offset = instant.astimezone(tz).utcoffset()
+            found.append(instant)
+    return found
+
+
+@pytest.mark.parametrize("name", [z for z in ZONES if "/K" not in z and z != "UTC"])
+def test_buckets_partition_time_around_offset_changes(name: str) -> None:
+    """Around each DST change: truncate agrees with edges, to the microsecond."""
+    tz = zone(name)
+    changes = _offset_changes(name)
+    assert len(changes) == 4
+    for change in changes:
+        start, end = change - 4 * HOUR, change + 4 * HOUR
+        for unit in ("hour", "day", "week", "month"):
+            bounds = edges(start, end, unit, tz, 1000)
+            assert bounds == sorted(set(bounds))
+            if unit == "hour":
+                assert max(lengths(bounds)) <= HOUR
+            probes = [start + n * timedelta(minutes=5) for n in range(97)]
+            probes += bounds[1:-1] + [
+                b - timedelta(microseconds=1) for b in bounds[1:-1]
+            ]
+            for instant in probes:
+                assert (
+                    truncate(instant, unit, tz)
+                    == bounds[bisect_right(bounds, instant) - 1]
+                )
