@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from datetime import datetime
@@ -53,7 +54,7 @@ STATUS = {
 
 
 class TooManyExports(AppError):
-    """Every export slot of this process is busy."""
+    """The key's rate limit is spent, or every export slot is busy."""
 
     code = "TOO_MANY_REQUESTS"
 
@@ -82,7 +83,7 @@ def _error(error: AppError) -> Response:
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
     if status == 429:
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(error.extensions.get("retryAfter", 5))
     body = {
         "errors": [
             {
@@ -233,6 +234,12 @@ class Exports:
             )
             if principal is None:
                 raise auth_error or Unauthenticated("an API key is required")
+            limiter = getattr(self.state, "rate_limiter", None)
+            if limiter is not None and (wait := limiter.take(principal.key_id)) > 0:
+                raise TooManyExports(
+                    f"rate limit of {limiter.per_minute} requests per minute exceeded",
+                    retryAfter=max(1, math.ceil(wait)),
+                )
             params = _params(request, allowed)
             statement, header, encode = build(scoped_filter(principal, params), params)
             if self.slots.locked():

@@ -6,18 +6,28 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import pytest_asyncio
+from starlette.requests import Request
 
+from service.config import Settings
 from service.db.session import Database
-from tests.fixtures.app import GraphQLClient, Server, make_key
+from service.export.routes import Exports
+from tests.fixtures.app import (
+    GraphQLClient,
+    Server,
+    make_key,
+    start_server,
+    stop_server,
+)
 from tests.fixtures.seed import Usage, iso, midnight, seed
 
 pytestmark = pytest.mark.asyncio
@@ -282,3 +292,54 @@ class TestDailyExport:
         )
         assert response.status_code == 400
         assert response.json()["errors"][0]["extensions"]["field"] == "timeZone"
+
+
+class TestExportLimits:
+    async def test_rate_limit_is_429(
+        self, server: Server, database_url: str, admin_key: str
+    ) -> None:
+        settings = Settings(database_url=database_url, rate_limit_per_minute=2)
+        uv, task, url = await start_server(settings)
+        try:
+            async with httpx.AsyncClient(base_url=url) as http:
+                statuses = [
+                    (await export(http, "/export/usage.csv", admin_key)).status_code
+                    for _ in range(3)
+                ]
+                limited = await export(http, "/export/usage.csv", admin_key)
+        finally:
+            await stop_server(uv, task)
+        assert statuses == [200, 200, 429]
+        assert int(limited.headers["retry-after"]) >= 1
+
+    async def test_concurrent_exports_are_capped(
+        self, server: Server, db: Database, admin_key: str
+    ) -> None:
+        state = SimpleNamespace(db=db, settings=server.settings, rate_limiter=None)
+        exports = Exports(state, max_concurrent=1)
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/export/usage.csv",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {admin_key}".encode())],
+        }
+        first = await exports.usage_csv(Request(scope))
+        busy = await exports.usage_csv(Request(scope))
+        assert (first.status_code, busy.status_code) == (200, 429)
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        await first({**scope, "asgi": {"spec_version": "2.4"}}, receive, send)
+        assert sent[-1] == {
+            "type": "http.response.body",
+            "body": b"",
+            "more_body": False,
+        }
+        again = await exports.usage_csv(Request(scope))
+        assert again.status_code == 200
