@@ -347,7 +347,8 @@ class CortiClient:
         and then GETs the transcript (unless `wait=False`). The final status may
         be `completed` or `failed`; both carry `usageInfo.creditsConsumed`.
         Raises `CortiOutcomeUnknown` when the create may have billed without an
-        answer: call `find_transcripts()` before creating again.
+        answer, or was billed but waiting for it failed: call
+        `find_transcripts()` before creating again.
         """
         body = TranscriptCreateRequest(
             recording_id=recording_id,
@@ -363,9 +364,18 @@ class CortiClient:
             billing=True,
         )
         transcript = _parse(response, Transcript, billing=True)
-        if wait and transcript.status == "processing":
+        if not wait or transcript.status != "processing":
+            return transcript
+        try:
             return await self.wait_for_transcript(interaction_id, transcript.id)
-        return transcript
+        except CortiError as exc:
+            # Created and billed, but its final credits are not known yet.
+            raise CortiOutcomeUnknown(
+                f"transcript {transcript.id} was created but waiting for it failed: "
+                f"{exc}",
+                status=exc.status,
+                detail=exc.detail,
+            ) from exc
 
     async def wait_for_transcript(
         self, interaction_id: str, transcript_id: str, *, within: float | None = None
@@ -413,18 +423,23 @@ class CortiClient:
         return _parse(response, TranscriptList).transcripts or []
 
     async def find_transcripts(
-        self, interaction_id: str, recording_id: str
+        self, interaction_id: str, recording_id: str, *, wait: bool = True
     ) -> list[Transcript]:
         """Transcripts of the interaction made from `recording_id`, with credits.
 
-        Use after `CortiOutcomeUnknown` to see what a lost create billed.
+        Use after `CortiOutcomeUnknown` to see what a lost create billed. With
+        `wait`, transcripts still processing are waited for, so the credits
+        returned are final.
         """
         items = await self.list_transcripts(interaction_id)
         found = []
         for item in items:
             transcript = await self.get_transcript(interaction_id, item.id)
-            if transcript.recording_id == recording_id:
-                found.append(transcript)
+            if transcript.recording_id != recording_id:
+                continue
+            if wait and transcript.status == "processing":
+                transcript = await self.wait_for_transcript(interaction_id, item.id)
+            found.append(transcript)
         return found
 
     # --- documents -----------------------------------------------------------

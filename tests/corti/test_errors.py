@@ -18,7 +18,9 @@ from service.corti import (
 from service.corti.exceptions import parse_retry_after
 
 
-def _response(status: int, body: bytes = b"", **headers: str) -> httpx.Response:
+def _response(
+    status: int, body: bytes = b"", headers: dict[str, str] | None = None
+) -> httpx.Response:
     request = httpx.Request("GET", "https://api.eu.corti.app/v2/interactions/x")
     return httpx.Response(status, content=body, headers=headers, request=request)
 
@@ -63,7 +65,9 @@ def test_detail_from_rfc9457_shape() -> None:
 
 def test_401_reason_comes_from_www_authenticate() -> None:
     header = 'Bearer error="invalid_token", error_description="Token is not active"'
-    error = CortiError.from_response(_response(401, **{"WWW-Authenticate": header}))
+    error = CortiError.from_response(
+        _response(401, headers={"WWW-Authenticate": header})
+    )
     assert error.detail == "Token is not active"
 
 
@@ -86,7 +90,9 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert (
-        CortiError.from_response(_response(429, **{"Retry-After": "2"})).retry_after
+        CortiError.from_response(
+            _response(429, headers={"Retry-After": "2"})
+        ).retry_after
         == 2.0
     )
 

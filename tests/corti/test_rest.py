@@ -7,7 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from service.corti import CortiBadRequest, CortiClient, CortiNotFound
+from service.corti import (
+    CortiBadRequest,
+    CortiClient,
+    CortiNotFound,
+    CortiOutcomeUnknown,
+)
 from service.corti.schemas import (
     FactInput,
     FactsContext,
@@ -160,6 +165,30 @@ class TestTranscripts:
         assert pending.transcripts is None
         done = await corti.wait_for_transcript(interaction_id, pending.id)
         assert done.credits == Decimal("0.02")
+
+    @pytest.mark.asyncio
+    async def test_failed_wait_is_reported_as_maybe_billed(
+        self, corti: CortiClient, control: SandboxControl, interaction_id: str
+    ) -> None:
+        await control.configure(
+            processing_threshold_bytes=32_000, processing_seconds=0.3
+        )
+        recording = await corti.upload_recording(interaction_id, audio(2))
+        await control.arm(
+            {"kind": "error", "status": 500, "count": 10, "path": "/status"}
+        )
+        with pytest.raises(CortiOutcomeUnknown) as caught:
+            await corti.create_transcript(interaction_id, recording.recording_id)
+        assert caught.value.maybe_billed is True
+        await control.clear_faults()
+        found = await corti.find_transcripts(interaction_id, recording.recording_id)
+        assert [(t.status, t.credits) for t in found] == [
+            ("completed", Decimal("0.02"))
+        ]
+        billed = await control.billed()
+        assert [(b["id"], b["credits"]) for b in billed] == [
+            (found[0].id, found[0].credits)
+        ]
 
     @pytest.mark.asyncio
     async def test_bad_requests(self, corti: CortiClient, interaction_id: str) -> None:
