@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router, WebSocketRoute
 
-from service.sandbox import control, rest
+from service.sandbox import control, documents, rest, transcripts
 from service.sandbox._json import corti_error
 from service.sandbox._logging import install_log_filters
 from service.sandbox.faults import FaultMiddleware
@@ -38,23 +38,29 @@ ROUTES = [
     Route(
         f"{_I}/recordings/{{recording_id}}", rest.delete_recording, methods=["DELETE"]
     ),
-    Route(f"{_I}/transcripts/", rest.list_transcripts, methods=["GET"]),
-    Route(f"{_I}/transcripts/", rest.create_transcript, methods=["POST"]),
-    Route(f"{_I}/transcripts/{{transcript_id}}", rest.get_transcript, methods=["GET"]),
+    Route(f"{_I}/transcripts/", transcripts.list_transcripts, methods=["GET"]),
+    Route(f"{_I}/transcripts/", transcripts.create_transcript, methods=["POST"]),
     Route(
         f"{_I}/transcripts/{{transcript_id}}",
-        rest.delete_transcript,
+        transcripts.get_transcript,
+        methods=["GET"],
+    ),
+    Route(
+        f"{_I}/transcripts/{{transcript_id}}",
+        transcripts.delete_transcript,
         methods=["DELETE"],
     ),
     Route(
         f"{_I}/transcripts/{{transcript_id}}/status",
-        rest.transcript_status,
+        transcripts.transcript_status,
         methods=["GET"],
     ),
-    Route(f"{_I}/documents/", rest.list_documents, methods=["GET"]),
-    Route(f"{_I}/documents/", rest.generate_document, methods=["POST"]),
-    Route(f"{_I}/documents/{{document_id}}", rest.get_document, methods=["GET"]),
-    Route(f"{_I}/documents/{{document_id}}", rest.delete_document, methods=["DELETE"]),
+    Route(f"{_I}/documents/", documents.list_documents, methods=["GET"]),
+    Route(f"{_I}/documents/", documents.generate_document, methods=["POST"]),
+    Route(f"{_I}/documents/{{document_id}}", documents.get_document, methods=["GET"]),
+    Route(
+        f"{_I}/documents/{{document_id}}", documents.delete_document, methods=["DELETE"]
+    ),
     WebSocketRoute(
         "/audio-bridge/v2/interactions/{interaction_id}/streams", streams_endpoint
     ),
