@@ -281,17 +281,23 @@ class StreamSession:
         """Send `flush` and wait for `flushed`."""
         self._flushed.clear()
         await self._send(json.dumps({"type": "flush"}))
-        await self._wait_for(self._flushed, self.timeouts.end, "flushed")
+        if not await self._wait_for(self._flushed, self.timeouts.end):
+            error = self._dropped(waiting_for="flushed")
+            await self.close()
+            raise error
 
     async def end(self) -> StreamResult:
-        """Send `end`, read until `usage` and `ENDED`, and return the result."""
+        """Send `end`, read until `usage` and `ENDED`, and return the result.
+
+        The `usage` message is what counts: if the socket closes or the wait
+        times out after it but before `ENDED`, the result is still returned.
+        """
         await self._send(json.dumps({"type": "end"}))
-        await self._wait_for(self._ended, self.timeouts.end, "usage and ENDED")
+        await self._wait_for(self._ended, self.timeouts.end)
+        error = self._dropped(waiting_for="usage") if self._usage is None else None
         await self.close()
-        if self._usage is None:
-            raise CortiStreamDropped(
-                f"stream ended without a usage message ({self._close_note})"
-            )
+        if error is not None:
+            raise error
         return self.result()
 
     def result(self) -> StreamResult:
@@ -330,30 +336,31 @@ class StreamSession:
                 f"sending to the stream took over {self.timeouts.send}s"
             ) from exc
 
-    async def _wait_for(self, event: asyncio.Event, within: float, what: str) -> None:
+    async def _wait_for(self, event: asyncio.Event, within: float) -> bool:
+        """Wait for `event`; False if the socket closed or `within` ran out."""
         waiter = asyncio.ensure_future(event.wait())
         closed = asyncio.ensure_future(self._closed.wait())
         try:
-            done, _ = await asyncio.wait(
+            await asyncio.wait(
                 {waiter, closed}, timeout=within, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             waiter.cancel()
             closed.cancel()
-        if event.is_set():
-            return
-        if not done:
-            await self.close()
-            raise CortiStreamDropped(f"no {what} within {within}s")
-        if self._usage is not None and event is self._ended:
-            return  # usage arrived and the socket closed without ENDED
-        raise self._dropped()
+        return event.is_set()
 
-    def _dropped(self, exc: ConnectionClosed | None = None) -> CortiError:
+    def _dropped(
+        self, exc: ConnectionClosed | None = None, *, waiting_for: str = "usage"
+    ) -> CortiError:
         if self._errors:
             return _stream_error({"error": self._errors[-1]}, "and the stream closed")
-        note = _close_text(exc) if exc is not None else self._close_note
-        return CortiStreamDropped(f"stream closed before usage ({note})")
+        if exc is not None:
+            note = _close_text(exc)
+        elif self._closed.is_set():
+            note = self._close_note
+        else:
+            note = f"no {waiting_for} within {self.timeouts.end}s"
+        return CortiStreamDropped(f"stream closed before {waiting_for} ({note})")
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         try:
