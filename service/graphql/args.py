@@ -9,13 +9,21 @@ from datetime import datetime
 from service.db.timebuckets import TooManyBuckets, edges, zone
 from service.errors import BadUserInput
 from service.usage.queries import TimeWindow
-from service.usage.validation import check_range, check_time_zone
+from service.usage.validation import check_id, check_range, check_time_zone
 
 MAX_PAGE = 100
 MAX_BUCKETS = 1000
 # Far past any list this service holds, and inside both databases' 64-bit OFFSET.
 MAX_OFFSET = 2**31
 _CURSOR_PREFIX = "offset:"
+
+
+def lookup_id(value: object) -> str | None:
+    """The id to look up, or None for one that no stored row can have."""
+    try:
+        return check_id("id", value)
+    except BadUserInput:
+        return None
 
 
 def window(field: str, start: datetime | None, end: datetime | None) -> TimeWindow:

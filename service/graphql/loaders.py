@@ -21,8 +21,9 @@ from service.usage.queries import Bucket, Owner, Page, Summary, TimeWindow, User
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-# Keeps IN-lists well below SQLite's and asyncpg's bound-parameter limits.
-MAX_BATCH = 500
+# Keeps IN-lists below SQLite's and asyncpg's bound-parameter limits (32,766
+# and 32,767; a user key takes two). The cost limit keeps real batches smaller.
+MAX_BATCH = 10_000
 
 Fetch = Callable[[AsyncSession, Any, list[Any]], Awaitable[dict[Any, Any]]]
 

@@ -59,9 +59,10 @@ class Query:
     ) -> Tenant | None:
         caller = info.context.caller
         caller.require_read()
-        if not caller.sees_tenant(str(id)):
+        tenant_id = args.lookup_id(id)
+        if tenant_id is None or not caller.sees_tenant(tenant_id):
             return None
-        if not await info.context.loaders.tenant_exists.load(str(id)):
+        if not await info.context.loaders.tenant_exists.load(tenant_id):
             return None
         return Tenant(id=id)
 
@@ -75,7 +76,10 @@ class Query:
     ) -> Interaction | None:
         caller = info.context.caller
         caller.require_read()
-        row = await info.context.loaders.interaction.load(str(id))
+        interaction_id = args.lookup_id(id)
+        if interaction_id is None:
+            return None
+        row = await info.context.loaders.interaction.load(interaction_id)
         if row is None or not caller.sees_tenant(row.tenant_id):
             return None
         return Interaction.from_model(row)

@@ -34,7 +34,10 @@ def parse_datetime(value: Any) -> datetime:
         raise ValueError(f"{value!r} is not an ISO-8601 date-time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{value!r} has no UTC offset (add Z or +HH:MM)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range (years 1 to 9999 in UTC)") from None
 
 
 def _parse_datetime_literal(node: ValueNode, _variables: Any = None) -> datetime:

@@ -105,6 +105,7 @@ class PageInfo:
 async def _credits(
     info: Info, owner: Owner, key: object, range: TimeRange | None
 ) -> CreditSummary:
+    info.context.caller.require_read()
     summary = await info.context.loaders.summary.load(((owner, _window(range)), key))
     return CreditSummary.from_summary(summary)
 
@@ -117,6 +118,7 @@ async def _usage(
     granularity: Granularity,
     time_zone: str,
 ) -> list[UsageBucket]:
+    info.context.caller.require_read()
     window = args.buckets(range.from_, range.to, granularity.value, time_zone)
     params = (owner, window, granularity.value, time_zone, args.MAX_BUCKETS)
     result = await info.context.loaders.buckets.load((params, key))
@@ -131,6 +133,7 @@ async def _interactions(
     first: int,
     after: str | None,
 ) -> InteractionConnection:
+    info.context.caller.require_read()
     limit, offset = args.page(first, after)
     params = (owner, _window(range), limit, offset)
     result = await info.context.loaders.interactions.load((params, key))
@@ -199,6 +202,7 @@ class Tenant:
             UserOrder, strawberry.argument(description="Sort order.")
         ] = UserOrder.CREDITS_DESC,
     ) -> UserConnection:
+        info.context.caller.require_read()
         limit, offset = args.page(first, after)
         params = (_window(range), UserOrder(order_by), limit, offset)
         result = await info.context.loaders.users.load((params, str(self.id)))
@@ -214,8 +218,11 @@ class Tenant:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="User id.")],
     ) -> User | None:
-        key = (str(self.id), str(id))
-        if not await info.context.loaders.user_exists.load(key):
+        info.context.caller.require_read()
+        user_id = args.lookup_id(id)
+        if user_id is None:
+            return None
+        if not await info.context.loaders.user_exists.load((str(self.id), user_id)):
             return None
         return User(id=id, tenant_id=str(self.id))
 
@@ -319,6 +326,7 @@ class Interaction:
             strawberry.argument(description="Only records of this source."),
         ] = None,
     ) -> list[UsageRecord]:
+        info.context.caller.require_read()
         params = source.value if source is not None else None
         rows = await info.context.loaders.records.load((params, str(self.id)))
         return [UsageRecord.from_model(row) for row in rows]

@@ -356,10 +356,6 @@ class TestDates:
         assert "offset" in bad_input(body, "DateTime")
         assert await stored(registered) == NOTHING
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="scalars.py: OverflowError from astimezone() in a literal becomes INTERNAL",
-    )
     async def test_a_literal_past_year_one_in_utc_is_bad_input(
         self, registered: GraphQLClient
     ) -> None:

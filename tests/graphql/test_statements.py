@@ -131,14 +131,6 @@ def rows(data: dict[str, Any]) -> int:
     )
 
 
-@pytest.mark.xfail(
-    raises=StatementsGrew,
-    strict=True,
-    reason=(
-        "service/graphql/loaders.py MAX_BATCH = 500 splits the 1,000 interaction keys "
-        "into two batches (two statements per field); with 10_000 the counts are equal"
-    ),
-)
 @pytest.mark.parametrize(
     "window",
     [None, {"from": "2025-03-01T00:00:00Z", "to": "2025-04-01T00:00:00Z"}],
