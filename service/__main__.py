@@ -119,15 +119,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     revoke.add_argument("key")
     key_parser.set_defaults(run=_keys)
 
-    worker = commands.add_parser("worker", help="run the background worker")
-    worker.add_argument("rest", nargs=argparse.REMAINDER)
+    # These two parse their own options (see `--help` of each).
+    worker = commands.add_parser("worker", help="run the background worker", add_help=False)
     worker.set_defaults(run=_worker)
-
-    sandbox = commands.add_parser("corti-sandbox", help="run the local Corti stand-in")
-    sandbox.add_argument("rest", nargs=argparse.REMAINDER)
+    sandbox = commands.add_parser(
+        "corti-sandbox", help="run the local Corti stand-in", add_help=False
+    )
     sandbox.set_defaults(run=_sandbox)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command not in ("worker", "corti-sandbox") and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     args.run(args)
 
 
