@@ -57,14 +57,23 @@ await esbuild.build({
   legalComments: "linked",
   logLevel: "warning",
 });
-for (const name of ["dashboard.html", "dashboard.css", "graphiql.html"]) {
-  await copyFile(join(here, "src", name), join(out, name));
-}
+await copyFile(join(here, "src", "dashboard.css"), join(out, "dashboard.css"));
 // Without their source maps (not shipped), so drop the references to them.
 const SOURCE_MAP = /\n?\/[*/]# sourceMappingURL=[^\n]*\s*$/;
 for (const [from, to] of VENDORED) {
   const text = await readFile(join(modules, from), "utf8");
   await writeFile(join(vendor, to), text.replace(SOURCE_MAP, "\n"));
+}
+// Pages name their assets with ?v=<content hash>, so a new build is never
+// mixed with a browser's cached copy of the old one.
+for (const name of ["dashboard.html", "graphiql.html"]) {
+  let html = await readFile(join(here, "src", name), "utf8");
+  const assets = [...html.matchAll(/"\/static\/([^"?]+)"/g)].map((match) => match[1]);
+  for (const asset of new Set(assets)) {
+    const digest = createHash("sha256").update(await readFile(join(out, asset))).digest("hex");
+    html = html.replaceAll(`"/static/${asset}"`, `"/static/${asset}?v=${digest.slice(0, 12)}"`);
+  }
+  await writeFile(join(out, name), html);
 }
 const versions = {};
 for (const name of LICENSED) {
