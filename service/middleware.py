@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -13,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.logs import request_id_var
 
 log = logging.getLogger("service.http")
+
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 10.0
 
 
 class RequestContext:
@@ -86,6 +90,8 @@ class BodyLimit:
         )
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            if headers.get(b"expect", b"").lower() != b"100-continue":
+                await _drain(receive, int(declared))
             await _too_large(send, limit)
             return
         received = 0
@@ -109,11 +115,35 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started["response"]:
+                await _drain(receive, 0)
                 await _too_large(send, limit)
 
 
 class _TooLarge(Exception):
     pass
+
+
+async def _drain(receive: Receive, declared: int) -> None:
+    """Read and drop the rest of a refused body, bounded in bytes and time.
+
+    Most clients (httpx, requests) read the answer only after sending the whole
+    body; if the server answers and closes first, they get a connection reset
+    instead of the 413. Bodies declared larger than DRAIN_BYTES are not read.
+    """
+    if declared > DRAIN_BYTES:
+        return
+    dropped = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
 
 
 async def _too_large(send: Send, limit: int) -> None:

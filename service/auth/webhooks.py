@@ -45,5 +45,6 @@ def verify(
         expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
         for candidate in fields.get("v1", []):
             # Keep checking after a match so timing does not reveal which matched.
-            valid |= hmac.compare_digest(expected, candidate)
+            # Bytes: compare_digest raises TypeError on non-ASCII str.
+            valid |= hmac.compare_digest(expected.encode(), candidate.encode())
     return valid

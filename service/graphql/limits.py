@@ -153,7 +153,14 @@ def operation_cost(
     }[operation.operation.value]
     if root is None:
         return 0
-    return _Cost(schema, fragments, variables).of(operation.selection_set, root, 1)
+    # A variable left out takes its default (`$first: Int = 100`), not the field's.
+    values = {
+        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+        for definition in operation.variable_definitions or ()
+        if definition.default_value is not None
+    }
+    values.update(variables)
+    return _Cost(schema, fragments, values).of(operation.selection_set, root, 1)
 
 
 class CostLimiter(SchemaExtension):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -81,6 +82,7 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> Any:
         """Drop `data` for request errors when the client speaks the new media type."""
         data = await super().process_result(request, result)
+        _without_suggestions(data)
         sub_response = getattr(request.state, "sub_response", None)
         failed_early = (
             result.data is None
@@ -110,14 +112,21 @@ class GraphQLView(GraphQL[Context, None]):
         db: Database = self.state.db
         settings: Settings = self.state.settings
         request.state.sub_response = response
-        principal, error = await _authenticate(request, db, settings)
+        request_id = request_id_var.get() or ""
+        try:
+            principal, error = await _authenticate(request, db, settings)
+        except Exception:
+            # E.g. the database is down: INTERNAL with a request id, like any
+            # unexpected error, rather than a bare 500 page.
+            log.exception("authentication failed")
+            principal, error = None, _internal(request_id)
         return Context(
             db=db,
             settings=settings,
             principal=principal,
             auth_error=error,
             loaders=Loaders(db),
-            request_id=request_id_var.get() or "",
+            request_id=request_id,
             request=request,
             response=response,
             extras={"state": self.state},
@@ -146,9 +155,12 @@ class GraphQLView(GraphQL[Context, None]):
         """
         if context.principal is None:
             error = context.auth_error or Unauthenticated("an API key is required")
-            sub_response.status_code = 401
-            sub_response.headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
-            return _failure(error.message, code=error.code)
+            if error.code == "INTERNAL":
+                sub_response.status_code = 500
+            else:
+                sub_response.status_code = 401
+                sub_response.headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
+            return _failure(error.message, code=error.code, **error.extensions)
         limiter: RateLimiter | None = self.state.rate_limiter
         if limiter is not None:
             principal = context.principal
@@ -190,6 +202,23 @@ class GraphQLView(GraphQL[Context, None]):
             )
 
 
+def _internal(request_id: str) -> AppError:
+    return AppError(
+        f"Internal error. Quote request id {request_id} when reporting it.",
+        requestId=request_id,
+    )
+
+
+def _without_suggestions(data: Any) -> None:
+    """Drop graphql-core's "Did you mean ...?" hints (they reveal the schema)."""
+    for error in data.get("errors") or []:
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error["message"] = _SUGGESTION.sub("", error["message"])
+
+
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+
+
 def _failure(message: str, *, code: str, **extensions: Any) -> ExecutionResult:
     return ExecutionResult(
         data=None,
@@ -211,7 +240,12 @@ async def _authenticate(
             return None, Unauthenticated("unknown or revoked API key")
         return principal, None
     signature = request.headers.get("x-webhook-signature")
-    if signature and settings.webhook_secret is not None:
+    # Only HTTP requests have a body to sign (a WebSocket has none).
+    if (
+        signature
+        and settings.webhook_secret is not None
+        and isinstance(request, Request)
+    ):
         secrets = [
             s.strip() for s in settings.webhook_secret.get_secret_value().split(",")
         ]

@@ -118,6 +118,8 @@ class UsageService:
         keys = [(r["source"], r["external_id"]) for r in rows]
         missing = [key for key in keys if key not in inserted]
         existing = await repo.records_by_key(missing) if missing else {}
+        if principal.tenant_id is not None and existing:
+            await self._check_existing(repo, existing, batch, principal, single)
         stored: dict[tuple[str, str], UsageRecord] = {}
         for key, row in zip(keys, rows, strict=True):
             if key in inserted:
@@ -159,6 +161,30 @@ class UsageService:
             owner = tenants.get(usage.interaction_id)
             if owner is not None and not principal.sees_tenant(owner):
                 error = Forbidden("this interaction belongs to another tenant")
+                raise error if single else _prefixed(f"records[{index}]", error)
+
+    async def _check_existing(
+        self,
+        repo: UsageRepository,
+        existing: dict[tuple[str, str], UsageRecord],
+        batch: Sequence[UsageIn],
+        principal: Principal,
+        single: bool,
+    ) -> None:
+        """A bound key may not redeliver another tenant's record (source, external id).
+
+        Otherwise the duplicate or CONFLICT answer would show that tenant's
+        interaction id and credits. A record belongs to the tenant of its
+        interaction, or while unregistered to the tenant of the key that wrote it.
+        """
+        owners = await repo.interaction_tenants(
+            [old.interaction_id for old in existing.values()]
+        )
+        for key, old in existing.items():
+            owner = owners.get(old.interaction_id, old.writer_tenant_id)
+            if owner is not None and not principal.sees_tenant(owner):
+                error = Forbidden("this usage record belongs to another tenant")
+                index = _index_of(batch, key)
                 raise error if single else _prefixed(f"records[{index}]", error)
 
 
