@@ -217,7 +217,7 @@ class Worker:
         inserted: list[UsageRecord] = []
         self._finishing.add(job.id)
         try:
-            async with self.db.write() as session:
+            async with queue.writing(self.db) as session:
                 if finish.register is not None:
                     await usage_service.register_interaction(
                         session,
