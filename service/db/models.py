@@ -1,10 +1,11 @@
 """All tables.
 
-Attribution of usage is derived, never copied: a usage record names only its
-Corti `interaction_id`; the interaction row maps it to a tenant and user. So a
-record that arrives before its interaction is registered is simply unattributed
-until then, and re-registering an interaction moves all its usage with one
-UPDATE of one row.
+A usage record names its Corti `interaction_id`; the interaction row maps it to
+a tenant and user. For fast aggregates the record also carries a copy of that
+tenant and user (NULL while the interaction is unregistered). The copy is
+written only by `UsageService`, under a per-interaction lock, in the same
+transaction as the record or the (re-)registration, so it never drifts
+(tests/usage/test_totals_property.py checks this).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Interaction(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Newest usage record's created_at (NULL: none yet); orders interaction lists.
+    last_usage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UsageRecord(Base):
@@ -87,6 +90,21 @@ class UsageRecord(Base):
         ),
         Index("ix_usage_records_interaction_created", "interaction_id", "created_at"),
         Index("ix_usage_records_created", "created_at"),
+        # Tenant- and user-level sums and buckets read only these indexes on
+        # PostgreSQL (index-only scans thanks to INCLUDE).
+        Index(
+            "ix_usage_records_tenant_created",
+            "tenant_id",
+            "created_at",
+            postgresql_include=["source", "credits", "user_id", "interaction_id"],
+        ),
+        Index(
+            "ix_usage_records_tenant_user_created",
+            "tenant_id",
+            "user_id",
+            "created_at",
+            postgresql_include=["source", "credits", "interaction_id"],
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
@@ -96,6 +114,9 @@ class UsageRecord(Base):
     credits: Mapped[Decimal] = mapped_column(Credits)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Copies of the interaction's owner; NULL until it is registered.
+    tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     # The tenant of the tenant-bound key that wrote it (NULL: admin or webhook).
     # Registration checks it so one tenant cannot claim another's usage.
     writer_tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))

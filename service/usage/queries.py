@@ -105,27 +105,33 @@ class Page(Generic[T]):
 
 
 def _owner_columns(owner: Owner) -> list[Any]:
+    """Usage-record columns naming the owner (the copies kept on each record)."""
     if owner is Owner.TENANT:
-        return [Interaction.tenant_id]
+        return [UsageRecord.tenant_id]
     if owner is Owner.USER:
-        return [Interaction.tenant_id, Interaction.user_id]
+        return [UsageRecord.tenant_id, UsageRecord.user_id]
     return [UsageRecord.interaction_id]
 
 
-def _owner_filter(owner: Owner, keys: Sequence[Hashable]) -> ColumnElement[bool]:
-    columns = _owner_columns(owner)
+def _interaction_owner_columns(owner: Owner) -> list[Any]:
     if owner is Owner.USER:
+        return [Interaction.tenant_id, Interaction.user_id]
+    return [Interaction.tenant_id]
+
+
+def _in(columns: list[Any], keys: Sequence[Hashable]) -> ColumnElement[bool]:
+    if len(columns) > 1:
         return tuple_(*columns).in_(list(keys))
     condition: ColumnElement[bool] = columns[0].in_(list(keys))
     return condition
 
 
-def _usage_from(owner: Owner, statement: Select[Any]) -> Select[Any]:
-    if owner is Owner.INTERACTION:
-        return statement.select_from(UsageRecord)
-    return statement.select_from(UsageRecord).join(
-        Interaction, Interaction.id == UsageRecord.interaction_id
-    )
+def _owner_filter(owner: Owner, keys: Sequence[Hashable]) -> ColumnElement[bool]:
+    return _in(_owner_columns(owner), keys)
+
+
+def _usage_from(_owner: Owner, statement: Select[Any]) -> Select[Any]:
+    return statement.select_from(UsageRecord)
 
 
 def _key(owner: Owner, row: Any) -> Hashable:
@@ -284,14 +290,12 @@ async def users_pages(
     """Each tenant's users (with usage in the window, or all when it is open)."""
     agg = (
         select(
-            Interaction.tenant_id.label("tenant_id"),
-            Interaction.user_id.label("user_id"),
+            UsageRecord.tenant_id.label("tenant_id"),
+            UsageRecord.user_id.label("user_id"),
             credit_sum(UsageRecord.credits).label("credits"),
         )
-        .select_from(UsageRecord)
-        .join(Interaction, Interaction.id == UsageRecord.interaction_id)
-        .where(Interaction.tenant_id.in_(list(tenant_ids)), *window.filters())
-        .group_by(Interaction.tenant_id, Interaction.user_id)
+        .where(UsageRecord.tenant_id.in_(list(tenant_ids)), *window.filters())
+        .group_by(UsageRecord.tenant_id, UsageRecord.user_id)
         .subquery("agg")
     )
     if window.is_open:
@@ -353,32 +357,30 @@ async def interactions_pages(
     offset: int,
 ) -> dict[Hashable, Page[Interaction]]:
     """Each owner's interactions, newest usage first (see contract.md)."""
-    columns = _owner_columns(owner)
-    agg = (
-        select(
-            UsageRecord.interaction_id.label("interaction_id"),
-            func.max(UsageRecord.created_at).label("last_usage"),
-        )
-        .select_from(UsageRecord)
-        .join(Interaction, Interaction.id == UsageRecord.interaction_id)
-        .where(_owner_filter(owner, keys), *window.filters())
-        .group_by(UsageRecord.interaction_id)
-        .subquery("agg")
-    )
+    columns = _interaction_owner_columns(owner)
     if window.is_open:
+        # last_usage_at is kept on the interaction, so no records are read.
         base = (
             select(
                 Interaction.id.label("id"),
                 *[c.label(c.key) for c in columns],
-                func.coalesce(agg.c.last_usage, Interaction.created_at).label(
+                func.coalesce(Interaction.last_usage_at, Interaction.created_at).label(
                     "sort_key"
                 ),
             )
-            .outerjoin(agg, agg.c.interaction_id == Interaction.id)
-            .where(_owner_filter(owner, keys))
+            .where(_in(columns, keys))
             .subquery("base")
         )
     else:
+        agg = (
+            select(
+                UsageRecord.interaction_id.label("interaction_id"),
+                func.max(UsageRecord.created_at).label("last_usage"),
+            )
+            .where(_owner_filter(owner, keys), *window.filters())
+            .group_by(UsageRecord.interaction_id)
+            .subquery("agg")
+        )
         base = (
             select(
                 Interaction.id.label("id"),
@@ -386,6 +388,7 @@ async def interactions_pages(
                 agg.c.last_usage.label("sort_key"),
             )
             .join(agg, agg.c.interaction_id == Interaction.id)
+            .where(_in(columns, keys))
             .subquery("base")
         )
     partition = [base.c[c.key] for c in columns]

@@ -6,14 +6,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Table, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
 
-# Rows per INSERT: 7 columns each keeps us under both drivers' parameter limits.
+# Rows per INSERT: 10 columns each keeps us under both drivers' parameter limits.
 INSERT_CHUNK = 1000
 LOOKUP_CHUNK = 500
 
@@ -29,9 +29,11 @@ class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
     def _insert(self, table: Any) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        module = postgresql if dialect == "postgresql" else sqlite
+        module = postgresql if self._dialect() == "postgresql" else sqlite
         return module.insert(table)
 
     async def ensure_user(self, tenant_id: str, user_id: str) -> None:
@@ -109,19 +111,86 @@ class UsageRepository:
         )
         return result.first() is not None
 
+    async def lock_interactions(self, interaction_ids: Sequence[str]) -> None:
+        """Per-interaction transaction locks (PostgreSQL), taken in one fixed order.
+
+        Record inserts and (re-)registrations of the same interaction take the
+        same lock, so a record's copy of its owner cannot miss a concurrent
+        registration. SQLite needs none: BEGIN IMMEDIATE serialises writers.
+        """
+        if self._dialect() != "postgresql" or not interaction_ids:
+            return
+        await self.session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(k) FROM ("
+                " SELECT DISTINCT hashtextextended(x, 0) AS k"
+                " FROM unnest(CAST(:ids AS text[])) AS x ORDER BY 1) AS keys"
+            ),
+            {"ids": list(interaction_ids)},
+        )
+
+    async def interaction_owners(
+        self, interaction_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """(tenant, user) of every registered interaction among `interaction_ids`."""
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
+            result = await self.session.execute(
+                select(
+                    Interaction.id, Interaction.tenant_id, Interaction.user_id
+                ).where(Interaction.id.in_(chunk))
+            )
+            found.update({row.id: (row.tenant_id, row.user_id) for row in result})
+        return found
+
     async def interaction_tenants(
         self, interaction_ids: Sequence[str]
     ) -> dict[str, str]:
         """The tenant of every registered interaction among `interaction_ids`."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
-            result = await self.session.execute(
-                select(Interaction.id, Interaction.tenant_id).where(
-                    Interaction.id.in_(chunk)
-                )
+        owners = await self.interaction_owners(interaction_ids)
+        return {i: owner[0] for i, owner in owners.items()}
+
+    async def attribute_records(
+        self, interaction_id: str, tenant_id: str, user_id: str
+    ) -> None:
+        """Copy the interaction's (new) owner onto all its usage records."""
+        await self.session.execute(
+            update(UsageRecord)
+            .where(UsageRecord.interaction_id == interaction_id)
+            .values(tenant_id=tenant_id, user_id=user_id)
+        )
+        latest = (
+            select(func.max(UsageRecord.created_at))
+            .where(UsageRecord.interaction_id == interaction_id)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            update(Interaction)
+            .where(Interaction.id == interaction_id)
+            .values(last_usage_at=latest)
+        )
+
+    async def touch_last_usage(self, latest: dict[str, datetime]) -> None:
+        """Move each interaction's last_usage_at forward to the given instant."""
+        if not latest:
+            return
+        table = Interaction.__table__
+        assert isinstance(table, Table)
+        statement = (
+            table.update()
+            .where(
+                table.c.id == bindparam("b_id"),
+                or_(
+                    table.c.last_usage_at.is_(None),
+                    table.c.last_usage_at < bindparam("b_at"),
+                ),
             )
-            found.update({row.id: row.tenant_id for row in result})
-        return found
+            .values(last_usage_at=bindparam("b_at"))
+        )
+        connection = await self.session.connection()
+        await connection.execute(
+            statement, [{"b_id": i, "b_at": at} for i, at in sorted(latest.items())]
+        )
 
     async def insert_records(
         self, rows: Sequence[dict[str, Any]]

@@ -47,6 +47,7 @@ class UsageService:
         principal.require_write()
         principal.require_tenant(tenant_id)
         repo = UsageRepository(session)
+        await repo.lock_interactions([interaction_id])
         if principal.tenant_id is not None and await repo.foreign_writers(
             interaction_id, tenant_id
         ):
@@ -58,13 +59,15 @@ class UsageService:
         row = await repo.lock_interaction(interaction_id)
         assert row is not None  # inserted above or already there; never deleted
         if created:
+            await repo.attribute_records(interaction_id, tenant_id, user_id)
             return row
         if not principal.sees_tenant(row.tenant_id):
             raise Forbidden("this interaction belongs to another tenant")
-        if (row.tenant_id, row.user_id) != (tenant_id, user_id) or (
-            created_at is not None and created_at != row.created_at
-        ):
+        moved = (row.tenant_id, row.user_id) != (tenant_id, user_id)
+        if moved or (created_at is not None and created_at != row.created_at):
             await repo.move_interaction(interaction_id, tenant_id, user_id, created_at)
+            if moved:
+                await repo.attribute_records(interaction_id, tenant_id, user_id)
             row = await repo.lock_interaction(interaction_id)
             assert row is not None
         return row
@@ -107,14 +110,31 @@ class UsageService:
             first_index[key] = len(rows)
             rows.append(row)
         repo = UsageRepository(session)
+        interaction_ids = sorted({r["interaction_id"] for r in rows})
+        # Serialises with (re-)registration of the same interactions, so the
+        # owner copied onto each record is the one committed with it.
+        await repo.lock_interactions(interaction_ids)
+        owners = await repo.interaction_owners(interaction_ids)
         if principal.tenant_id is not None:
             self._check_tenants(
-                await repo.interaction_tenants([r["interaction_id"] for r in rows]),
-                batch,
-                principal,
-                single,
+                {i: owner[0] for i, owner in owners.items()}, batch, principal, single
+            )
+        for row in rows:
+            row["tenant_id"], row["user_id"] = owners.get(
+                row["interaction_id"], (None, None)
             )
         inserted = await repo.insert_records(rows)
+        latest: dict[str, datetime] = {}
+        for row in rows:
+            if (
+                row["tenant_id"] is not None
+                and (row["source"], row["external_id"]) in inserted
+            ):
+                at = latest.get(row["interaction_id"])
+                latest[row["interaction_id"]] = (
+                    max(at, row["created_at"]) if at else row["created_at"]
+                )
+        await repo.touch_last_usage(latest)
         keys = [(r["source"], r["external_id"]) for r in rows]
         missing = [key for key in keys if key not in inserted]
         existing = await repo.records_by_key(missing) if missing else {}

@@ -71,6 +71,7 @@ async def seed(db: Database, tenants: int, users: int, interactions: int) -> Non
                         "user_id": user,
                         "created_at": at,
                         "updated_at": at,
+                        "last_usage_at": at,
                     }
                 )
                 rows[UsageRecord].append(
@@ -79,6 +80,8 @@ async def seed(db: Database, tenants: int, users: int, interactions: int) -> Non
                         "source": "STREAM",
                         "external_id": f"s-{interaction}",
                         "interaction_id": interaction,
+                        "tenant_id": tenant,
+                        "user_id": user,
                         "credits": Decimal("0.1"),
                         "created_at": at,
                         "received_at": at,
