@@ -120,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     key_parser.set_defaults(run=_keys)
 
     # These two parse their own options (see `--help` of each).
-    worker = commands.add_parser("worker", help="run the background worker", add_help=False)
+    worker = commands.add_parser(
+        "worker", help="run the background worker", add_help=False
+    )
     worker.set_defaults(run=_worker)
     sandbox = commands.add_parser(
         "corti-sandbox", help="run the local Corti stand-in", add_help=False

@@ -16,7 +16,9 @@ def scripts_dir() -> Path:
     for candidate in (ROOT / "alembic", Path.cwd() / "alembic"):
         if (candidate / "env.py").exists():
             return candidate
-    raise FileNotFoundError("alembic/ not found next to the package or in the working folder")
+    raise FileNotFoundError(
+        "alembic/ not found next to the package or in the working folder"
+    )
 
 
 def alembic_config(database_url: str) -> Config:

@@ -37,7 +37,9 @@ def parse_datetime(value: Any) -> datetime:
     try:
         return parsed.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{value!r} is out of range (years 1 to 9999 in UTC)") from None
+        raise ValueError(
+            f"{value!r} is out of range (years 1 to 9999 in UTC)"
+        ) from None
 
 
 def _parse_datetime_literal(node: ValueNode, _variables: Any = None) -> datetime:

@@ -73,7 +73,13 @@ class GraphQLView(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON numbers become Decimal, so credits sent as numbers stay exact."""
-        return json.loads(data, parse_float=Decimal)
+        try:
+            return json.loads(data, parse_float=Decimal)
+        except json.JSONDecodeError:
+            raise
+        except ValueError as error:  # e.g. an integer of more than 4,300 digits
+            text = data.decode(errors="replace") if isinstance(data, bytes) else data
+            raise json.JSONDecodeError(str(error), text, 0) from None
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """A sub-response that knows the request's preferred media type."""

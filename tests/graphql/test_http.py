@@ -45,7 +45,9 @@ async def test_graphql_response_media_type_gets_400_without_data(
         },
     )
     assert response.status_code == 400
-    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    assert response.headers["content-type"].startswith(
+        "application/graphql-response+json"
+    )
     body = response.json()
     assert "data" not in body
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -72,3 +74,19 @@ async def test_health_and_readiness(server: Server) -> None:
         assert ready.status_code == 200
         assert ready.json() == {"status": "ok"}
         assert ready.headers["x-request-id"]
+
+
+async def test_a_number_too_long_to_parse_is_a_400_not_a_crash(
+    gql: GraphQLClient, admin_key: str
+) -> None:
+    body = '{"query": "{ __typename }", "variables": {"n": ' + "9" * 5000 + "}}"
+    response = await gql.http.post(
+        "/graphql",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {admin_key}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
