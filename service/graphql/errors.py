@@ -8,6 +8,7 @@ else is INTERNAL: the client gets a request id, the log gets the traceback.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from decimal import InvalidOperation
@@ -20,6 +21,7 @@ from service.errors import AppError
 
 log = logging.getLogger("service.graphql")
 
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 _REQUEST_ERRORS = (ValueError, TypeError, InvalidOperation, GraphQLError)
 
 
@@ -38,8 +40,11 @@ def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
     ):
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", "BAD_USER_INPUT")
+        # graphql-core's "Did you mean ...?" hints would reveal the schema to
+        # callers that may not introspect it.
+        message = _SUGGESTION.sub("", error.message)
         return GraphQLError(
-            error.message, nodes=error.nodes, path=error.path, extensions=extensions
+            message, nodes=error.nodes, path=error.path, extensions=extensions
         )
     if original is None and (error.extensions or {}).get("code"):
         return error

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import math
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -88,7 +87,6 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> Any:
         """Drop `data` for request errors when the client speaks the new media type."""
         data = await super().process_result(request, result)
-        _without_suggestions(data)
         sub_response = getattr(request.state, "sub_response", None)
         failed_early = (
             result.data is None
@@ -213,16 +211,6 @@ def _internal(request_id: str) -> AppError:
         f"Internal error. Quote request id {request_id} when reporting it.",
         requestId=request_id,
     )
-
-
-def _without_suggestions(data: Any) -> None:
-    """Drop graphql-core's "Did you mean ...?" hints (they reveal the schema)."""
-    for error in data.get("errors") or []:
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error["message"] = _SUGGESTION.sub("", error["message"])
-
-
-_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
 
 def _failure(message: str, *, code: str, **extensions: Any) -> ExecutionResult:
