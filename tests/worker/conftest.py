@@ -26,7 +26,7 @@ from service.db.models import Job, JobAudioChunk, UsageRecord
 from service.db.session import Database
 from service.sandbox.state import AUDIO_BYTES_PER_SECOND
 from service.sandbox.testing import SandboxControl, SandboxServer
-from service.worker.runner import Worker
+from service.worker.runner import Publisher, Worker
 from tests.fixtures.app import GraphQLClient
 
 TENANT = "base"
@@ -137,10 +137,21 @@ async def run_worker(
 
     @asynccontextmanager
     async def start(
-        client: CortiClient | None = None, **overrides: Any
+        client: CortiClient | None = None,
+        *,
+        database: Database | None = None,
+        concurrency: int | None = None,
+        publish: Publisher | None = None,
+        **overrides: Any,
     ) -> AsyncIterator[Worker]:
         settings = worker_settings(database_url, **overrides)
-        worker = Worker(db, client or corti, settings)
+        worker = Worker(
+            database or db,
+            client or corti,
+            settings,
+            concurrency=concurrency,
+            publish=publish,
+        )
         task = asyncio.create_task(worker.run())
         workers.append((worker, task))
         try:

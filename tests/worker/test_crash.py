@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from service.db.models import Job
 from service.db.session import Database
+from service.jobs import queue
 from service.sandbox.testing import SandboxControl, SandboxServer
 from tests.fixtures.app import GraphQLClient
 from tests.worker.conftest import (
@@ -233,3 +234,36 @@ class TestWorkerProcess:
         assert row.status == "SUCCEEDED"
         assert row.attempts == 1
         await assert_billed_once(control, db)
+
+    async def test_a_job_whose_workers_keep_dying_is_given_up(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        async with run_worker():
+            interaction_id = await new_interaction(gql)
+        body = await gql(
+            DOCUMENT,
+            {
+                "in": {
+                    "interactionId": interaction_id,
+                    "templateKey": "soap",
+                    "context": ["Cough."],
+                }
+            },
+        )
+        job_id = job_of(body)["id"]
+        for _ in range(3):  # three workers claimed it and died
+            (claimed,) = await queue.claim(db, "doomed", limit=1, lease_seconds=0.01)
+            assert str(claimed.id) == job_id
+            await asyncio.sleep(0.03)
+        async with run_worker(job_max_attempts=3):
+            job = await wait_for_job(gql, job_id)
+        assert job["status"] == "FAILED"
+        assert job["attempts"] == 4
+        assert job["error"] == (
+            "gave up after 3 attempts, before generating the document"
+        )
+        assert await control.billed() == []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
 
 from service.corti import CortiClient
+from service.db.models import UsageRecord
 from service.db.session import Database
 from service.sandbox.testing import SandboxControl
 from tests.fixtures.app import GraphQLClient
@@ -14,6 +17,7 @@ from tests.worker.conftest import (
     DOCUMENT,
     STREAM,
     TRANSCRIPT,
+    MakeCorti,
     RunWorker,
     assert_billed_once,
     audio,
@@ -194,3 +198,84 @@ class TestFlow:
         assert job["attempts"] == 1
         assert "404" in job["error"]
         assert "not found" in job["error"].lower()
+
+
+class TestSharing:
+    async def test_new_usage_is_published_after_commit(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        published: list[tuple[str, bool]] = []
+
+        async def publish(records: Sequence[UsageRecord], database: Database) -> None:
+            for record in records:
+                async with database.read() as session:
+                    stored = await session.get(UsageRecord, record.id)
+                published.append((record.external_id, stored is not None))
+
+        async with run_worker(publish=publish):
+            interaction_id = await new_interaction(gql)
+            body = await gql(
+                DOCUMENT,
+                {
+                    "in": {
+                        "interactionId": interaction_id,
+                        "templateKey": "soap",
+                        "context": ["Cough."],
+                    }
+                },
+            )
+            job = await wait_for_job(gql, job_of(body)["id"])
+        assert published == [(job["usage"]["externalId"], True)]
+
+    async def test_two_workers_share_one_queue(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        database_url: str,
+        control: SandboxControl,
+        make_corti: MakeCorti,
+        run_worker: RunWorker,
+    ) -> None:
+        other_db = Database.from_url(database_url)
+        try:
+            async with (
+                make_corti() as other_corti,
+                run_worker(concurrency=3) as first,
+                run_worker(other_corti, database=other_db, concurrency=3) as second,
+            ):
+                interaction_id = await new_interaction(gql)
+                await control.arm(
+                    {
+                        "kind": "delay",
+                        "seconds": 0.1,
+                        "path": "/documents/",
+                        "count": 99,
+                    }
+                )
+                bodies = [
+                    await gql(
+                        DOCUMENT,
+                        {
+                            "in": {
+                                "interactionId": interaction_id,
+                                "templateKey": "soap",
+                                "context": [f"Note {n}."],
+                            }
+                        },
+                    )
+                    for n in range(12)
+                ]
+                jobs = await asyncio.gather(
+                    *(wait_for_job(gql, job_of(body)["id"]) for body in bodies)
+                )
+                assert first.finished > 0
+                assert second.finished > 0
+        finally:
+            await other_db.dispose()
+        assert all(j["status"] == "SUCCEEDED" and j["attempts"] == 1 for j in jobs)
+        assert len(await control.billed()) == 12
+        await assert_billed_once(control, db)
