@@ -37,6 +37,9 @@ log = logging.getLogger("service.worker")
 
 Publisher = Callable[[Sequence[UsageRecord], Database], Awaitable[None]]
 
+# Waits between tries of a job's finishing transaction when the database fails.
+COMMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
 
 def default_worker_id() -> str:
     """host:pid:random, unique per worker process."""
@@ -212,50 +215,65 @@ class Worker:
         await self._complete(job, finish)
 
     async def _complete(self, job: ClaimedJob, finish: Finish) -> None:
-        """Record the usage and end the job, in one transaction."""
-        principal = Principal(role=Role.INGEST, tenant_id=job.tenant_id)
-        inserted: list[UsageRecord] = []
+        """Record the usage and end the job, in one transaction.
+
+        A database failure here is retried in place for a while: the credits
+        exist only in memory now, and a stream cannot be looked up at Corti
+        again, so giving the job back would mean streaming (and paying) twice.
+        """
         self._finishing.add(job.id)
-        try:
-            async with queue.writing(self.db) as session:
-                if finish.register is not None:
-                    await usage_service.register_interaction(
-                        session,
-                        principal,
-                        interaction_id=finish.register.interaction_id,
-                        tenant_id=finish.register.tenant_id,
-                        user_id=finish.register.user_id,
-                    )
-                first: UsageRecord | None = None
-                for usage in finish.usage:
-                    outcome = await usage_service.record(session, principal, usage)
-                    first = first or outcome.record
-                    if not outcome.duplicate:
-                        inserted.append(outcome.record)
-                await queue.finish(
-                    session,
-                    job.lease,
-                    failure=finish.failure,
-                    state=job.state,
-                    usage_record_id=first.id if first is not None else None,
-                    interaction_id=(
-                        finish.register.interaction_id if finish.register else None
-                    ),
-                )
-        except LeaseLost:
-            log.warning("job %s: lease lost before it could finish", job.id)
-            return
-        except AppError as error:
-            await self._end(job, f"the ledger refused the result: {error.message}")
-            return
-        except Exception:
-            log.exception("job %s: could not record its result", job.id)
-            await self._retry(job, "could not record the result; will look again")
-            return
+        for delay in (*COMMIT_RETRY_DELAYS, None):
+            try:
+                inserted = await self._record(job, finish)
+            except LeaseLost:
+                log.warning("job %s: lease lost before it could finish", job.id)
+                return
+            except AppError as error:
+                await self._end(job, f"the ledger refused the result: {error.message}")
+                return
+            except Exception:
+                log.exception("job %s: could not record its result", job.id)
+                if delay is None:
+                    await self._retry(job, "could not record the result")
+                    return
+                await asyncio.sleep(delay)
+                continue
+            break
         self.finished += 1
         log.info("job %s (%s) finished", job.id, job.kind.value)
         if inserted and self.publish is not None:
             await self.publish(inserted, self.db)
+
+    async def _record(self, job: ClaimedJob, finish: Finish) -> list[UsageRecord]:
+        """The finishing transaction; returns the usage records it inserted."""
+        principal = Principal(role=Role.INGEST, tenant_id=job.tenant_id)
+        inserted: list[UsageRecord] = []
+        async with queue.writing(self.db) as session:
+            if finish.register is not None:
+                await usage_service.register_interaction(
+                    session,
+                    principal,
+                    interaction_id=finish.register.interaction_id,
+                    tenant_id=finish.register.tenant_id,
+                    user_id=finish.register.user_id,
+                )
+            first: UsageRecord | None = None
+            for usage in finish.usage:
+                outcome = await usage_service.record(session, principal, usage)
+                first = first or outcome.record
+                if not outcome.duplicate:
+                    inserted.append(outcome.record)
+            await queue.finish(
+                session,
+                job.lease,
+                failure=finish.failure,
+                state=job.state,
+                usage_record_id=first.id if first is not None else None,
+                interaction_id=(
+                    finish.register.interaction_id if finish.register else None
+                ),
+            )
+        return inserted
 
     async def _corti_failed(self, job: ClaimedJob, error: CortiError) -> None:
         if isinstance(error, CortiInsufficientBalance):

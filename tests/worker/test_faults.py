@@ -11,9 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from service.auth.principal import Principal
 from service.db.session import Database
 from service.sandbox.testing import SandboxControl
+from service.usage.records import RecordOutcome, UsageIn
+from service.usage.service import usage_service
+from service.worker import runner
 from tests.fixtures.app import GraphQLClient
 from tests.worker.conftest import (
     DOCUMENT,
@@ -244,6 +249,37 @@ class TestStreamsAndTokens:
         stats = await control.stats()
         assert stats["streams_opened"] == 2
         assert len(await control.billed()) == 1
+        await assert_billed_once(control, db)
+
+    async def test_a_database_failure_at_the_end_does_not_stream_twice(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        record = usage_service.record
+        failures = [OperationalError("COMMIT", {}, Exception("disk I/O error"))] * 2
+
+        async def flaky(session: Any, principal: Principal, usage: UsageIn) -> Any:
+            if failures and usage.source.value == "STREAM":
+                raise failures.pop()
+            outcome: RecordOutcome = await record(session, principal, usage)
+            return outcome
+
+        monkeypatch.setattr(runner, "COMMIT_RETRY_DELAYS", (0.01, 0.01, 0.01))
+        monkeypatch.setattr(usage_service, "record", flaky)
+        async with run_worker():
+            interaction_id = await new_interaction(gql)
+            body = await upload(
+                gql, STREAM, {"interactionId": interaction_id}, audio(1)
+            )
+            job = await wait_for_job(gql, job_of(body)["id"])
+        assert job["status"] == "SUCCEEDED", job
+        assert job["attempts"] == 1
+        assert failures == []
+        assert (await control.stats())["streams_opened"] == 1
         await assert_billed_once(control, db)
 
     async def test_token_revoked_mid_run(
