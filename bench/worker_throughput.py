@@ -1,6 +1,6 @@
 """Jobs per second through the worker against the Corti sandbox.
 
-    python bench/worker_throughput.py [--jobs 64] [--concurrency 1 8 32]
+    python -m bench.worker_throughput [--jobs 64] [--concurrency 1 8 32]
         [--latency 0.05] [--kind document|transcript|stream] [--database-url URL]
 
 For each concurrency level it queues `--jobs` jobs (as the mutations would,

@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
 from service.corti import CortiClient
-from service.db.models import UsageRecord
+from service.db.models import Job, UsageRecord
 from service.db.session import Database
 from service.sandbox.testing import SandboxControl
 from tests.fixtures.app import GraphQLClient
 from tests.worker.conftest import (
     DOCUMENT,
+    JOB,
     STREAM,
     TRANSCRIPT,
     MakeCorti,
@@ -29,6 +31,17 @@ from tests.worker.conftest import (
 )
 
 pytestmark = pytest.mark.asyncio
+
+
+async def _unfinished(db: Database) -> int:
+    async with db.read() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status.in_(("QUEUED", "RUNNING")))
+        )
+    return int(count or 0)
+
 
 CREDITS = """
 query($id: ID!) {
@@ -278,4 +291,47 @@ class TestSharing:
             await other_db.dispose()
         assert all(j["status"] == "SUCCEEDED" and j["attempts"] == 1 for j in jobs)
         assert len(await control.billed()) == 12
+        await assert_billed_once(control, db)
+
+
+class TestConcurrency:
+    async def test_one_worker_keeps_32_corti_calls_in_flight(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        async with run_worker():
+            interaction_id = await new_interaction(gql)
+        await control.arm(
+            {"kind": "delay", "seconds": 0.5, "path": "/documents/", "count": 40}
+        )
+        bodies = [
+            await gql(
+                DOCUMENT,
+                {
+                    "in": {
+                        "interactionId": interaction_id,
+                        "templateKey": "soap",
+                        "context": [f"Note {n}."],
+                    }
+                },
+            )
+            for n in range(40)
+        ]
+        async with run_worker() as worker:
+            assert worker.concurrency == 32  # the default WORKER_CONCURRENCY
+            started = asyncio.get_running_loop().time()
+            peak = 0
+            while await _unfinished(db):
+                peak = max(peak, worker.running)
+                await asyncio.sleep(0.01)
+            elapsed = asyncio.get_running_loop().time() - started
+        jobs = [
+            (await gql.data(JOB, {"id": job_of(body)["id"]}))["job"] for body in bodies
+        ]
+        assert peak == 32
+        assert all(job["status"] == "SUCCEEDED" for job in jobs)
+        assert elapsed < 4  # one call after another would take 20 s
         await assert_billed_once(control, db)
