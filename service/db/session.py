@@ -3,11 +3,15 @@
 Reads and writes use different session factories. On SQLite a writing
 transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on the
 database lock (busy timeout) instead of failing halfway with "database is
-locked"; readers use plain BEGIN and run alongside (WAL mode).
+locked"; readers use plain BEGIN and run alongside (WAL mode). Within one
+process, SQLite writers also queue on an asyncio lock: a connection that finds
+the database locked sleeps in growing steps before it looks again, so many
+writers racing for it would leave it idle most of the time.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -101,6 +105,7 @@ class Database:
     engine: AsyncEngine
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
+    write_lock: asyncio.Lock | None = None
 
     @classmethod
     def from_url(cls, url: str, *, statement_timeout_ms: int | None = None) -> Database:
@@ -112,6 +117,7 @@ class Database:
             writer=async_sessionmaker(
                 engine.execution_options(writing=True), expire_on_commit=False
             ),
+            write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
         )
 
     @property
@@ -122,7 +128,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A writing transaction: commits on success, rolls back on error."""
-        async with self.writer() as session, session.begin():
+        if self.write_lock is None:
+            async with self.writer() as session, session.begin():
+                yield session
+            return
+        async with self.write_lock, self.writer() as session, session.begin():
             yield session
 
     @asynccontextmanager

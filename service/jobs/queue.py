@@ -15,46 +15,20 @@ the job.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models import Job
 from service.db.session import Database
 from service.jobs.audio import delete_audio
 from service.jobs.records import JobKind, JobState
-
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@asynccontextmanager
-async def writing(db: Database) -> AsyncIterator[AsyncSession]:
-    """`db.write()`, queued in-process on SQLite.
-
-    SQLite has one writer at a time, and a connection that finds the lock
-    taken sleeps in growing steps (busy timeout) before it looks again, so 32
-    jobs racing for it leave the lock idle most of the time. Waiting on an
-    asyncio lock instead hands it over at once.
-    """
-    if db.dialect != "sqlite":
-        async with db.write() as session:
-            yield session
-        return
-    lock = _SQLITE_WRITERS.setdefault(db.engine, asyncio.Lock())
-    async with lock, db.write() as session:
-        yield session
 
 
 class LeaseLost(Exception):
@@ -147,7 +121,7 @@ async def claim(
         )
         .execution_options(synchronize_session=False)
     )
-    async with writing(db) as session:
+    async with db.write() as session:
         rows = (await session.execute(statement)).all()
     return [
         ClaimedJob(
@@ -177,13 +151,13 @@ async def renew(
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    async with writing(db) as session:
+    async with db.write() as session:
         return set((await session.execute(statement)).scalars())
 
 
 async def save_state(db: Database, lease: Lease, state: dict[str, Any]) -> None:
     """Persist an attempt's progress (before a call Corti may bill)."""
-    async with writing(db) as session:
+    async with db.write() as session:
         await _fenced_update(session, lease, state=state, updated_at=utcnow())
 
 
@@ -217,7 +191,7 @@ async def finish(
 
 async def fail(db: Database, lease: Lease, error: str, state: dict[str, Any]) -> None:
     """End the job FAILED with a readable reason."""
-    async with writing(db) as session:
+    async with db.write() as session:
         await finish(session, lease, failure=error, state=state)
 
 
@@ -226,7 +200,7 @@ async def retry_later(
 ) -> None:
     """Queue the job again after `delay` seconds, keeping the error visible."""
     now = utcnow()
-    async with writing(db) as session:
+    async with db.write() as session:
         await _fenced_update(
             session,
             lease,
@@ -242,7 +216,7 @@ async def retry_later(
 async def release(db: Database, lease: Lease, state: dict[str, Any]) -> None:
     """Give an unfinished job back at once (shutdown); the attempt is not counted."""
     now = utcnow()
-    async with writing(db) as session:
+    async with db.write() as session:
         await _fenced_update(
             session,
             lease,

@@ -248,7 +248,7 @@ class Worker:
         """The finishing transaction; returns the usage records it inserted."""
         principal = Principal(role=Role.INGEST, tenant_id=job.tenant_id)
         inserted: list[UsageRecord] = []
-        async with queue.writing(self.db) as session:
+        async with self.db.write() as session:
             if finish.register is not None:
                 await usage_service.register_interaction(
                     session,
