@@ -120,8 +120,17 @@ def _interaction_owner_columns(owner: Owner) -> list[Any]:
 
 
 def _in(columns: list[Any], keys: Sequence[Hashable]) -> ColumnElement[bool]:
+    """Rows of the given owners, or a superset of them for (tenant, user) keys.
+
+    For users, `tenant IN (...) AND user IN (...)` lets PostgreSQL read the
+    (tenant_id, user_id, created_at) index directly (a row-value IN list turns
+    into a bitmap OR over the heap). It is exact for one tenant; with several,
+    callers drop the groups of owners they did not ask for.
+    """
     if len(columns) > 1:
-        return tuple_(*columns).in_(list(keys))
+        tenants = sorted({key[0] for key in keys})  # type: ignore[index]
+        users = sorted({key[1] for key in keys})  # type: ignore[index]
+        return and_(columns[0].in_(tenants), columns[1].in_(users))
     condition: ColumnElement[bool] = columns[0].in_(list(keys))
     return condition
 
@@ -194,9 +203,9 @@ async def usage_buckets(
     width = len(columns)
     for row in await session.execute(statement):
         index = bisect.bisect_right(boundaries, row[width]) - 1
-        sums[_key(owner, row)][index].add(
-            row[width + 1], row[width + 2], row[width + 3]
-        )
+        per_bucket = sums.get(_key(owner, row))
+        if per_bucket is not None:  # not a superset row (see _in)
+            per_bucket[index].add(row[width + 1], row[width + 2], row[width + 3])
     return {
         key: [
             Bucket(start=boundaries[i], end=boundaries[i + 1], credits=summary)
