@@ -176,6 +176,11 @@ def merge(target: Target, results: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError):
         earlier = {}
     merged = {**earlier, **results}
+    # Peak memory is over the sections a run served: a partial run does not
+    # replace the figure of a run that served more of them.
+    before, now = earlier.get("memory"), results.get("memory")
+    if before and now and not set(before["over"]) <= set(now["over"]):
+        merged["memory"] = {**before, "later_partial_run": now}
     merged["targets"] = targets(merged)
     return merged
 

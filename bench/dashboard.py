@@ -125,18 +125,22 @@ class HandWritten:
             tenant, user = "o.tenant_id", "o.user_id"
         where = f"{tenant} = :tenant AND r.created_at >= :start AND r.created_at < :end"
         if self.dialect == "postgresql":
-            day = f"date_trunc('day', r.created_at, '{ZONE_NAME}')"
+            # Separate hash aggregations beat one GROUPING SETS pass here (the
+            # planner misjudges the number of days and sorts); width_bucket over
+            # the day edges beats date_trunc(..., zone) per row.
             return {
-                # One pass over the tenant's range: day x source, and per user.
-                "summary": text(
-                    f"SELECT {day} AS day, r.source, {user} AS user_id, "
-                    "sum(r.credits) AS credits, count(*) AS records, "
-                    f"GROUPING({user}) AS per_day FROM {usage} WHERE {where} "
-                    f"GROUP BY GROUPING SETS (({day}, r.source), ({user}))"
+                "buckets": text(
+                    "SELECT width_bucket(r.created_at, CAST(:edges AS timestamptz[])) "
+                    "AS bucket, r.source, sum(r.credits) AS credits, "
+                    f"count(*) AS records FROM {usage} WHERE {where} GROUP BY 1, 2"
+                ),
+                "users": text(
+                    f"SELECT {user} AS user_id, sum(r.credits) AS credits "
+                    f"FROM {usage} WHERE {where} GROUP BY 1"
                 ),
                 "interactions": text(
-                    "SELECT x.user_id, x.interaction_id, i.created_at, x.credits, x.last_at "
-                    "FROM unnest(CAST(:users AS text[])) AS u(user_id) "
+                    "SELECT x.user_id, x.interaction_id, i.created_at, x.credits, "
+                    "x.last_at FROM unnest(CAST(:users AS text[])) AS u(user_id) "
                     "CROSS JOIN LATERAL ("
                     f"  SELECT {user} AS user_id, r.interaction_id, "
                     "  max(r.created_at) AS last_at, sum(r.credits) AS credits "
@@ -184,14 +188,15 @@ class HandWritten:
         records = 0
         async with self.db.read() as session:
             if self.dialect == "postgresql":
-                users: list[tuple[str, Decimal]] = []
-                for row in await session.execute(sql["summary"], params):
-                    if row.per_day:
-                        per_day[_instant(row.day)] += row.credits
-                        sources[row.source] += row.credits
-                        records += row.records
-                    else:
-                        users.append((row.user_id, row.credits))
+                bucketed = {**params, "edges": self.edges}
+                for row in await session.execute(sql["buckets"], bucketed):
+                    per_day[self.edges[row.bucket - 1]] += row.credits
+                    sources[row.source] += row.credits
+                    records += row.records
+                users = [
+                    (row.user_id, row.credits)
+                    for row in await session.execute(sql["users"], params)
+                ]
                 users_total = len(users)
                 users.sort(key=lambda u: (-u[1], u[0]))
                 top = users[:TOP_USERS]
