@@ -18,14 +18,23 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+    }
+    if args.workers > 1:
+        # Each worker process imports the app itself (settings from the environment).
+        uvicorn.run(
+            "service.app:create_worker_app",
+            factory=True,
+            workers=args.workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings), **options)
 
 
 def _migrate(_args: argparse.Namespace) -> None:
@@ -103,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="run the GraphQL API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="API processes (e.g. one per core)"
+    )
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")

@@ -78,3 +78,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+def create_worker_app() -> Starlette:
+    """Factory for each `serve --workers N` process: JSON logs, then the app."""
+    from service.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level)
+    return create_app(settings)

@@ -13,7 +13,7 @@ from service.graphql import args
 from service.graphql.context import Info
 from service.graphql.enums import Granularity
 from service.usage.queries import Bucket, Owner, Page, Summary, TimeWindow, UserOrder
-from service.usage.records import Source
+from service.usage.records import RecordRow, Source
 
 
 @strawberry.input(description="Half-open [from, to). Either end may be left out.")
@@ -351,7 +351,7 @@ class UsageRecord:
     )
 
     @classmethod
-    def from_model(cls, row: models.UsageRecord) -> UsageRecord:
+    def from_model(cls, row: RecordRow) -> UsageRecord:
         """Map a database row."""
         return cls(
             id=strawberry.ID(str(row.id)),

@@ -22,13 +22,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 
-from service.db.models import Interaction, UsageRecord
+from service.db.models import Interaction
 from service.db.session import Database
 from service.errors import AppError
 from service.live.events import UsageEvent, parse_payload, payloads
-from service.usage.records import IngestOutcome
+from service.usage.records import IngestOutcome, RecordRow, StoredRecord
 
 log = logging.getLogger("service.live")
 
@@ -215,20 +215,19 @@ def running_feeds() -> list[UsageFeed]:
     return [feed for feeds in _FEEDS.values() for feed in feeds]
 
 
-def new_records(outcome: IngestOutcome) -> list[UsageRecord]:
+def new_records(outcome: IngestOutcome) -> list[RecordRow]:
     """The records an ingest call inserted (not the redeliveries), once each.
 
-    UsageService builds inserted rows as new, never-persisted objects and
-    loads redelivered ones from the database, so SQLAlchemy's instance state
-    tells them apart (tests/live pin this down).
+    UsageService returns the rows it inserted as `StoredRecord`s and loads
+    redelivered ones from the database (tests/live pin this down).
     """
     if outcome.accepted == 0:
         return []
     unique = {id(record): record for record in outcome.records}.values()
-    return [record for record in unique if inspect(record).transient]
+    return [record for record in unique if isinstance(record, StoredRecord)]
 
 
-async def publish_usage(records: Sequence[UsageRecord], db: Database) -> None:
+async def publish_usage(records: Sequence[RecordRow], db: Database) -> None:
     """Announce committed usage records to live subscribers; call after commit.
 
     `db` is the database the records were committed to. Records of
@@ -251,14 +250,14 @@ async def publish_usage(records: Sequence[UsageRecord], db: Database) -> None:
         log.exception("could not publish %d usage record(s)", len(records))
 
 
-async def _notify(db: Database, records: Sequence[UsageRecord]) -> None:
+async def _notify(db: Database, records: Sequence[RecordRow]) -> None:
     async with db.engine.begin() as conn:
         events = await _events(conn, records)
         for payload in payloads(events):
             await conn.execute(select(func.pg_notify(CHANNEL, payload)))
 
 
-async def _events(executor: Any, records: Sequence[UsageRecord]) -> list[UsageEvent]:
+async def _events(executor: Any, records: Sequence[RecordRow]) -> list[UsageEvent]:
     interaction_ids = sorted({r.interaction_id for r in records})
     tenants: dict[str, str] = {}
     for start in range(0, len(interaction_ids), LOOKUP_CHUNK):

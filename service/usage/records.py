@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -29,11 +30,30 @@ class UsageIn:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A usage record as written by this call (no ORM instance needed)."""
+
+    id: uuid.UUID
+    source: str
+    external_id: str
+    interaction_id: str
+    credits: Decimal
+    created_at: datetime
+    received_at: datetime
+    tenant_id: str | None
+    user_id: str | None
+    writer_tenant_id: str | None
+
+
+RecordRow = UsageRecord | StoredRecord
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     """A stored usage record and whether this delivery was a redelivery."""
 
-    record: UsageRecord
+    record: RecordRow
     duplicate: bool
 
 
@@ -43,4 +63,4 @@ class IngestOutcome:
 
     accepted: int
     duplicates: int
-    records: list[UsageRecord]
+    records: list[RecordRow]

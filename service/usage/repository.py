@@ -13,8 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
 
-# Rows per INSERT: 10 columns each keeps us under both drivers' parameter limits.
-INSERT_CHUNK = 1000
 LOOKUP_CHUNK = 500
 
 
@@ -195,17 +193,24 @@ class UsageRepository:
     async def insert_records(
         self, rows: Sequence[dict[str, Any]]
     ) -> set[tuple[str, str]]:
-        """Insert, skipping existing (source, external_id); returns the keys inserted."""
-        inserted: set[tuple[str, str]] = set()
-        for chunk in _chunks(rows, INSERT_CHUNK):
-            result = await self.session.execute(
-                self._insert(UsageRecord)
-                .values(list(chunk))
-                .on_conflict_do_nothing(index_elements=["source", "external_id"])
-                .returning(UsageRecord.source, UsageRecord.external_id)
-            )
-            inserted.update((row.source, row.external_id) for row in result)
-        return inserted
+        """Insert, skipping existing (source, external_id); returns the keys inserted.
+
+        One cached single-row statement run "executemany" style: SQLAlchemy's
+        insertmanyvalues batches it into multi-row INSERT ... RETURNING, without
+        compiling a new statement for every batch.
+        """
+        if not rows:
+            return set()
+        table = UsageRecord.__table__
+        assert isinstance(table, Table)
+        statement = (
+            self._insert(table)
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(table.c.source, table.c.external_id)
+        )
+        connection = await self.session.connection()
+        result = await connection.execute(statement, list(rows))
+        return {(row.source, row.external_id) for row in result}
 
     async def records_by_key(
         self, keys: Sequence[tuple[str, str]]

@@ -13,7 +13,13 @@ from service.db.base import new_uuid, utcnow
 from service.db.models import Interaction, UsageRecord
 from service.db.types import credits_text
 from service.errors import AppError, BadUserInput, Conflict, Forbidden
-from service.usage.records import IngestOutcome, RecordOutcome, UsageIn
+from service.usage.records import (
+    IngestOutcome,
+    RecordOutcome,
+    RecordRow,
+    StoredRecord,
+    UsageIn,
+)
 from service.usage.repository import UsageRepository
 from service.usage.validation import check_credits, check_id
 
@@ -140,10 +146,10 @@ class UsageService:
         existing = await repo.records_by_key(missing) if missing else {}
         if principal.tenant_id is not None and existing:
             await self._check_existing(repo, existing, batch, principal, single)
-        stored: dict[tuple[str, str], UsageRecord] = {}
+        stored: dict[tuple[str, str], RecordRow] = {}
         for key, row in zip(keys, rows, strict=True):
             if key in inserted:
-                stored[key] = UsageRecord(**row)
+                stored[key] = StoredRecord(**row)
             else:
                 old = existing[key]
                 _check_same(

@@ -24,18 +24,18 @@ from service.auth.principal import Principal, Role
 from service.config import Settings
 from service.corti import CortiClient, CortiError, CortiInsufficientBalance
 from service.corti.exceptions import CortiOutcomeUnknown, CortiStreamRefused
-from service.db.models import UsageRecord
 from service.db.session import Database
 from service.errors import AppError
 from service.jobs import queue
 from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.records import Finish, JobFailed
 from service.jobs.tasks import TASKS, JobRun
+from service.usage.records import RecordRow
 from service.usage.service import usage_service
 
 log = logging.getLogger("service.worker")
 
-Publisher = Callable[[Sequence[UsageRecord], Database], Awaitable[None]]
+Publisher = Callable[[Sequence[RecordRow], Database], Awaitable[None]]
 
 # Waits between tries of a job's finishing transaction when the database fails.
 COMMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -244,10 +244,10 @@ class Worker:
         if inserted and self.publish is not None:
             await self.publish(inserted, self.db)
 
-    async def _record(self, job: ClaimedJob, finish: Finish) -> list[UsageRecord]:
+    async def _record(self, job: ClaimedJob, finish: Finish) -> list[RecordRow]:
         """The finishing transaction; returns the usage records it inserted."""
         principal = Principal(role=Role.INGEST, tenant_id=job.tenant_id)
-        inserted: list[UsageRecord] = []
+        inserted: list[RecordRow] = []
         async with self.db.write() as session:
             if finish.register is not None:
                 await usage_service.register_interaction(
@@ -257,7 +257,7 @@ class Worker:
                     tenant_id=finish.register.tenant_id,
                     user_id=finish.register.user_id,
                 )
-            first: UsageRecord | None = None
+            first: RecordRow | None = None
             for usage in finish.usage:
                 outcome = await usage_service.record(session, principal, usage)
                 first = first or outcome.record
