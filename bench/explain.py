@@ -22,26 +22,11 @@ import asyncpg
 from bench.config import RESULTS, Target, asyncpg_dsn
 from bench.dashboard import QUERY, HandWritten, variables
 from bench.inprocess import capture, execute
-from service.db.session import Database
+from service.db.session import CreditSum, Database
 from service.db.timebuckets import sqlite_truncate
-from service.db.types import encode_sqlite_credits
 
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 _PLANNING = re.compile(r"Planning Time: ([\d.]+) ms")
-
-
-class _CreditSum:
-    """The service's exact credit_sum aggregate, for a plain sqlite3 connection."""
-
-    def __init__(self) -> None:
-        self.total = Decimal(0)
-
-    def step(self, value: str | None) -> None:
-        if value is not None:
-            self.total += Decimal(value)
-
-    def finalize(self) -> str:
-        return encode_sqlite_credits(self.total)
 
 
 def _short(statement: str) -> str:
@@ -154,7 +139,7 @@ def _explain_sqlite(
     target: Target, statements: list[tuple[str, Any]]
 ) -> list[dict[str, Any]]:
     con = sqlite3.connect(f"file:{target.sqlite_path}?mode=ro", uri=True)
-    con.create_aggregate("credit_sum", 1, _CreditSum)  # type: ignore[arg-type]
+    con.create_aggregate("credit_sum", 1, CreditSum)  # type: ignore[arg-type]
     con.create_function("tz_trunc", 3, sqlite_truncate, deterministic=True)
     out = []
     try:

@@ -33,7 +33,7 @@ from service.db.types import encode_sqlite_credits
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 
 
-class _CreditSum:
+class CreditSum:
     """SQLite aggregate: exact Decimal sum of padded credit text."""
 
     def __init__(self) -> None:
@@ -56,7 +56,7 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 
         async def register(conn: Any) -> None:
             sqlite = conn._conn
-            await conn._execute(sqlite.create_aggregate, "credit_sum", 1, _CreditSum)
+            await conn._execute(sqlite.create_aggregate, "credit_sum", 1, CreditSum)
             await conn._execute(
                 sqlite.create_function,
                 "tz_trunc",
