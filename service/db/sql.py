@@ -123,7 +123,19 @@ class tz_trunc(FunctionElement[Any]):
 def _tz_trunc_pg(element: tz_trunc, compiler: SQLCompiler, **kw: Any) -> str:
     # Literals (validated above), so the same text can appear in GROUP BY.
     column = compiler.process(element.clauses, **kw)
-    return f"date_trunc('{element.unit}', {column}, '{element.zone_name}')"
+    zone_name = PG_ZONE_EQUIVALENTS.get(element.zone_name, element.zone_name)
+    return f"date_trunc('{element.unit}', {column}, '{zone_name}')"
+
+
+# IANA zones with DST whose names PostgreSQL reads first as fixed-offset
+# abbreviations (pg_timezone_abbrevs). Each equals the zone tzdata itself links
+# it to (2024b), in Python's data from 1981 on (WET from 1997).
+PG_ZONE_EQUIVALENTS = {
+    "CET": "Europe/Brussels",
+    "MET": "Europe/Brussels",
+    "EET": "Europe/Athens",
+    "WET": "Europe/Lisbon",
+}
 
 
 @compiles(tz_trunc, "sqlite")

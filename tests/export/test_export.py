@@ -7,7 +7,7 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, MutableMapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 from starlette.requests import Request
 
 from service.config import Settings
+from service.db.models import UsageRecord
 from service.db.session import Database
+from service.db.sql import tz_trunc
 from service.export.routes import Exports
 from tests.fixtures.app import (
     GraphQLClient,
@@ -343,3 +346,28 @@ class TestExportLimits:
         }
         again = await exports.usage_csv(Request(scope))
         assert again.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_daily_export_days_follow_dst_in_zones_postgresql_abbreviates(
+    db: Database,
+) -> None:
+    """CET has DST; PostgreSQL alone would read 'CET' as a fixed +01:00."""
+    summer = datetime(2025, 7, 1, 22, 30, tzinfo=UTC)  # 00:30 on 2 July in CET (+02:00)
+    async with db.write() as session:
+        session.add(
+            UsageRecord(
+                source="STREAM",
+                external_id="cet-1",
+                interaction_id="i-cet",
+                credits=Decimal(1),
+                created_at=summer,
+            )
+        )
+    async with db.read() as session:
+        day = (
+            await session.execute(
+                select(tz_trunc(UsageRecord.created_at, "day", "CET"))
+            )
+        ).scalar_one()
+    assert day == datetime(2025, 7, 1, 22, 0, tzinfo=UTC)  # local midnight of 2 July
