@@ -70,6 +70,12 @@ class Job:
     async def usage(self, info: Info) -> UsageRecord | None:
         if self.usage_record_id is None or self.interaction_id is None:
             return None
+        caller = info.context.caller
+        if caller.tenant_id is not None:
+            # The interaction may have moved to another tenant since the job ran.
+            owner = await info.context.loaders.interaction.load(self.interaction_id)
+            if owner is None or not caller.sees_tenant(owner.tenant_id):
+                return None
         rows = await info.context.loaders.records.load((None, self.interaction_id))
         for row in rows:
             if str(row.id) == self.usage_record_id:
