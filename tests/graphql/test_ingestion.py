@@ -229,3 +229,70 @@ class TestIngestBatch:
         ]
         result = (await gql.data(INGEST, {"r": records}))["ingestUsage"]
         assert (result["accepted"], result["duplicates"]) == (2, 1)
+
+
+class TestPrimedUserCredits:
+    async def test_users_page_credits_equal_a_direct_lookup(
+        self, gql: GraphQLClient
+    ) -> None:
+        """User.credits under users(range:) comes from the ranking query itself."""
+        await gql.data(REGISTER, {"i": "a", "t": "t1", "u": "u1"})
+        await gql.data(REGISTER, {"i": "b", "t": "t1", "u": "u2"})
+        await gql.data(REGISTER, {"i": "c", "t": "t1", "u": "u3"})
+        at = "2025-05-01T10:00:00Z"
+        for i, x, c in (("a", "s1", "0.1"), ("a", "s2", "0.2"), ("b", "s3", "0")):
+            await gql.data(
+                INGEST,
+                {
+                    "r": [
+                        {
+                            "source": "STREAM",
+                            "interactionId": i,
+                            "externalId": x,
+                            "credits": c,
+                            "createdAt": at,
+                        }
+                    ]
+                },
+            )
+        await gql.data(TRANSCRIPT, {"i": "a", "x": "t1", "c": "1.25", "at": at})
+        await gql.data(
+            TRANSCRIPT, {"i": "c", "x": "t-out", "c": "9", "at": "2025-07-01T00:00:00Z"}
+        )
+        summary = "credits(range: $r) { total stream transcript document records }"
+        page = await gql.data(
+            f'query($r: TimeRange) {{ tenant(id: "t1") {{ users(range: $r) {{'
+            f" nodes {{ id {summary} }} }} }} }}",
+            {"r": {"from": "2025-04-01T00:00:00Z", "to": "2025-06-01T00:00:00Z"}},
+        )
+        nodes = page["tenant"]["users"]["nodes"]
+        assert [n["id"] for n in nodes] == ["u1", "u2"]
+        assert nodes[0]["credits"] == {
+            "total": "1.55",
+            "stream": "0.3",
+            "transcript": "1.25",
+            "document": "0",
+            "records": 3,
+        }
+        for node in nodes:
+            direct = await gql.data(
+                f'query($r: TimeRange, $u: ID!) {{ tenant(id: "t1") {{ user(id: $u) {{'
+                f" {summary} }} }} }}",
+                {
+                    "r": {"from": "2025-04-01T00:00:00Z", "to": "2025-06-01T00:00:00Z"},
+                    "u": node["id"],
+                },
+            )
+            assert direct["tenant"]["user"]["credits"] == node["credits"]
+        everyone = await gql.data(
+            f'query($r: TimeRange) {{ tenant(id: "t1") {{ users(orderBy: ID_ASC) {{'
+            f" nodes {{ id {summary} }} }} }} }}",
+            {"r": None},
+        )
+        assert [
+            n["credits"]["total"] for n in everyone["tenant"]["users"]["nodes"]
+        ] == [
+            "1.55",
+            "0",
+            "9",
+        ]
