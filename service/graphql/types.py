@@ -204,12 +204,8 @@ class Tenant:
     ) -> UserConnection:
         info.context.caller.require_read()
         limit, offset = args.page(first, after)
-        window = _window(range)
-        params = (window, UserOrder(order_by), limit, offset)
+        params = (_window(range), UserOrder(order_by), limit, offset)
         result = await info.context.loaders.users.load((params, str(self.id)))
-        for key, summary in result.summaries.items():
-            # User.credits over the same window is then answered without SQL.
-            info.context.loaders.summary.prime(((Owner.USER, window), key), summary)
         return UserConnection(
             nodes=[User(id=strawberry.ID(u), tenant_id=t) for t, u in result.items],
             page_info=PageInfo.of(result),  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, Job, Tenant, UsageRecord, User
@@ -97,8 +97,6 @@ class Page(Generic[T]):
     items: list[T]
     total: int
     offset: int
-    # Credits of the page's items, when the query that ranked them had them.
-    summaries: dict[Hashable, Summary] = field(default_factory=dict)
 
     @property
     def has_next(self) -> bool:
@@ -298,25 +296,12 @@ async def users_pages(
     first: int,
     offset: int,
 ) -> dict[str, Page[tuple[str, str]]]:
-    """Each tenant's users (with usage in the window, or all when it is open).
-
-    The ranking reads each user's credits per source anyway, so the page
-    carries them (`Page.summaries`) and User.credits for the same window needs
-    no statement of its own.
-    """
-    per_source = [
-        credit_sum(
-            case((UsageRecord.source == source.value, UsageRecord.credits))
-        ).label(f"c_{source.value}")
-        for source in Source
-    ]
+    """Each tenant's users (with usage in the window, or all when it is open)."""
     agg = (
         select(
             UsageRecord.tenant_id.label("tenant_id"),
             UsageRecord.user_id.label("user_id"),
             credit_sum(UsageRecord.credits).label("credits"),
-            *per_source,
-            func.count().label("records"),
         )
         .where(UsageRecord.tenant_id.in_(list(tenant_ids)), *window.filters())
         .group_by(UsageRecord.tenant_id, UsageRecord.user_id)
@@ -328,8 +313,6 @@ async def users_pages(
                 User.tenant_id.label("tenant_id"),
                 User.id.label("user_id"),
                 func.coalesce(agg.c.credits, literal(ZERO, Credits())).label("credits"),
-                *[agg.c[column.name] for column in per_source],
-                agg.c.records,
             )
             .outerjoin(
                 agg, and_(agg.c.tenant_id == User.tenant_id, agg.c.user_id == User.id)
@@ -342,42 +325,24 @@ async def users_pages(
     ordering = [base.c.user_id.asc()]
     if order is UserOrder.CREDITS_DESC:
         ordering.insert(0, base.c.credits.desc())
-    source_columns = [base.c[column.name] for column in per_source]
     ranked = select(
         base.c.tenant_id,
         base.c.user_id,
-        *source_columns,
-        base.c.records,
         func.row_number()
         .over(partition_by=base.c.tenant_id, order_by=ordering)
         .label("rn"),
         func.count().over(partition_by=base.c.tenant_id).label("total"),
     ).subquery("ranked")
     statement = (
-        select(
-            ranked.c.tenant_id,
-            ranked.c.user_id,
-            ranked.c.total,
-            ranked.c.records,
-            *[ranked.c[column.name] for column in per_source],
-        )
+        select(ranked.c.tenant_id, ranked.c.user_id, ranked.c.total)
         .where(ranked.c.rn > offset, ranked.c.rn <= offset + first)
         .order_by(ranked.c.tenant_id, ranked.c.rn)
     )
     items: dict[str, list[tuple[str, str]]] = defaultdict(list)
     totals: dict[str, int] = {}
-    summaries: dict[str, dict[Hashable, Summary]] = defaultdict(dict)
     for row in await session.execute(statement):
-        key = (row.tenant_id, row.user_id)
-        items[row.tenant_id].append(key)
+        items[row.tenant_id].append((row.tenant_id, row.user_id))
         totals[row.tenant_id] = row.total
-        summary = Summary()
-        for source in Source:
-            credits = row._mapping[f"c_{source.value}"]
-            if credits:  # None (no usage at all) or zero: nothing from this source
-                summary.by_source[source.value] = credits
-        summary.records = row.records or 0
-        summaries[row.tenant_id][key] = summary
     missing = [t for t in tenant_ids if t not in totals]
     if missing and (offset or not first):
         count = (
@@ -387,12 +352,7 @@ async def users_pages(
         )
         totals.update({row[0]: row[1] for row in await session.execute(count)})
     return {
-        t: Page(
-            items=items.get(t, []),
-            total=totals.get(t, 0),
-            offset=offset,
-            summaries=summaries.get(t, {}),
-        )
+        t: Page(items=items.get(t, []), total=totals.get(t, 0), offset=offset)
         for t in tenant_ids
     }
 

@@ -231,11 +231,11 @@ class TestIngestBatch:
         assert (result["accepted"], result["duplicates"]) == (2, 1)
 
 
-class TestPrimedUserCredits:
+class TestUserCreditsInAPage:
     async def test_users_page_credits_equal_a_direct_lookup(
         self, gql: GraphQLClient
     ) -> None:
-        """User.credits under users(range:) comes from the ranking query itself."""
+        """User.credits under users(range:) equals the same user's credits looked up alone."""
         await gql.data(REGISTER, {"i": "a", "t": "t1", "u": "u1"})
         await gql.data(REGISTER, {"i": "b", "t": "t1", "u": "u2"})
         await gql.data(REGISTER, {"i": "c", "t": "t1", "u": "u3"})
