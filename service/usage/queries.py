@@ -381,17 +381,23 @@ async def interactions_pages(
             .subquery("base")
         )
     else:
-        # Ranked from the records alone (they carry their interaction's owner);
-        # only the page's interactions are read from their table.
-        record_columns = _owner_columns(owner)
-        base = (
+        agg = (
             select(
-                UsageRecord.interaction_id.label("id"),
-                *[c.label(c.key) for c in record_columns],
-                func.max(UsageRecord.created_at).label("sort_key"),
+                UsageRecord.interaction_id.label("interaction_id"),
+                func.max(UsageRecord.created_at).label("last_usage"),
             )
             .where(_owner_filter(owner, keys), *window.filters())
-            .group_by(UsageRecord.interaction_id, *record_columns)
+            .group_by(UsageRecord.interaction_id)
+            .subquery("agg")
+        )
+        base = (
+            select(
+                Interaction.id.label("id"),
+                *[c.label(c.key) for c in columns],
+                agg.c.last_usage.label("sort_key"),
+            )
+            .join(agg, agg.c.interaction_id == Interaction.id)
+            .where(_in(columns, keys))
             .subquery("base")
         )
     partition = [base.c[c.key] for c in columns]
