@@ -224,6 +224,24 @@ async def wait_for_job(
         await asyncio.sleep(0.05)
 
 
+async def request_document(
+    gql: GraphQLClient, interaction_id: str, *context: str
+) -> str:
+    """Queue a document job (context "Cough." unless given); returns the job id."""
+    body = await gql(
+        DOCUMENT,
+        {
+            "in": {
+                "interactionId": interaction_id,
+                "templateKey": "soap",
+                "context": list(context or ("Cough.",)),
+            }
+        },
+    )
+    job_id: str = job_of(body)["id"]
+    return job_id
+
+
 async def new_interaction(
     gql: GraphQLClient, tenant: str = "t1", user: str = "u1"
 ) -> str:

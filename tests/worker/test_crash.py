@@ -23,7 +23,6 @@ from service.jobs import queue
 from service.sandbox.testing import SandboxControl, SandboxServer
 from tests.fixtures.app import GraphQLClient
 from tests.worker.conftest import (
-    DOCUMENT,
     TRANSCRIPT,
     RunWorker,
     assert_billed_once,
@@ -31,6 +30,7 @@ from tests.worker.conftest import (
     audio_rows,
     job_of,
     new_interaction,
+    request_document,
     upload,
     wait_for_job,
 )
@@ -111,17 +111,8 @@ class TestWorkerProcess:
                 "path": "/transcripts/",
             },
         )
-        document = job_of(
-            await gql(
-                DOCUMENT,
-                {
-                    "in": {
-                        "interactionId": interaction_id,
-                        "templateKey": "soap",
-                        "context": ["Patient reports a cough."],
-                    }
-                },
-            )
+        document_id = await request_document(
+            gql, interaction_id, "Patient reports a cough."
         )
         transcript = job_of(
             await upload(gql, TRANSCRIPT, {"interactionId": interaction_id}, audio(2))
@@ -134,7 +125,7 @@ class TestWorkerProcess:
                 return len(await control.billed(interaction_id)) == 2
 
             await _until(both_billed)
-            row = await _job_row(db, document["id"])
+            row = await _job_row(db, document_id)
             assert row.status == "RUNNING"
             assert row.leased_by is not None
             assert f":{first.pid}:" in row.leased_by
@@ -147,7 +138,7 @@ class TestWorkerProcess:
         second = await _start_worker(sandbox, database_url)
         try:
             jobs = [
-                await wait_for_job(gql, document["id"], within=20),
+                await wait_for_job(gql, document_id, within=20),
                 await wait_for_job(gql, transcript["id"], within=20),
             ]
         finally:
@@ -171,17 +162,7 @@ class TestWorkerProcess:
         await control.arm(
             {"kind": "delay", "seconds": 1, "method": "POST", "path": "/documents/"}
         )
-        body = await gql(
-            DOCUMENT,
-            {
-                "in": {
-                    "interactionId": interaction_id,
-                    "templateKey": "soap",
-                    "context": ["Cough."],
-                }
-            },
-        )
-        job_id = job_of(body)["id"]
+        job_id = await request_document(gql, interaction_id)
         async with run_worker(worker_shutdown_seconds=0.2) as worker:
 
             async def billed() -> bool:
@@ -212,17 +193,7 @@ class TestWorkerProcess:
         await control.arm(
             {"kind": "delay", "seconds": 0.5, "method": "POST", "path": "/documents/"}
         )
-        body = await gql(
-            DOCUMENT,
-            {
-                "in": {
-                    "interactionId": interaction_id,
-                    "templateKey": "soap",
-                    "context": ["Cough."],
-                }
-            },
-        )
-        job_id = job_of(body)["id"]
+        job_id = await request_document(gql, interaction_id)
         async with run_worker(worker_shutdown_seconds=5) as worker:
 
             async def billed() -> bool:
@@ -244,17 +215,7 @@ class TestWorkerProcess:
     ) -> None:
         async with run_worker():
             interaction_id = await new_interaction(gql)
-        body = await gql(
-            DOCUMENT,
-            {
-                "in": {
-                    "interactionId": interaction_id,
-                    "templateKey": "soap",
-                    "context": ["Cough."],
-                }
-            },
-        )
-        job_id = job_of(body)["id"]
+        job_id = await request_document(gql, interaction_id)
         for _ in range(3):  # three workers claimed it and died
             (claimed,) = await queue.claim(db, "doomed", limit=1, lease_seconds=0.01)
             assert str(claimed.id) == job_id

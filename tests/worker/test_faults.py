@@ -21,7 +21,6 @@ from service.usage.service import usage_service
 from service.worker import runner
 from tests.fixtures.app import GraphQLClient
 from tests.worker.conftest import (
-    DOCUMENT,
     JOB,
     STREAM,
     TRANSCRIPT,
@@ -32,28 +31,12 @@ from tests.worker.conftest import (
     audio_rows,
     job_of,
     new_interaction,
+    request_document,
     upload,
     wait_for_job,
 )
 
 pytestmark = pytest.mark.asyncio
-
-
-async def _document(
-    gql: GraphQLClient, interaction_id: str, text: str = "Cough."
-) -> str:
-    body = await gql(
-        DOCUMENT,
-        {
-            "in": {
-                "interactionId": interaction_id,
-                "templateKey": "soap",
-                "context": [text],
-            }
-        },
-    )
-    job_id: str = job_of(body)["id"]
-    return job_id
 
 
 async def _transcript(gql: GraphQLClient, interaction_id: str, seconds: float) -> str:
@@ -82,7 +65,9 @@ class TestUnavailable:
             transcript = await wait_for_job(
                 gql, await _transcript(gql, interaction_id, 1)
             )
-            document = await wait_for_job(gql, await _document(gql, interaction_id))
+            document = await wait_for_job(
+                gql, await request_document(gql, interaction_id)
+            )
         for job in (transcript, document):
             assert job["status"] == "SUCCEEDED", job
             assert job["error"] is None
@@ -105,7 +90,7 @@ class TestUnavailable:
             await control.arm(
                 {"kind": "error", "status": 502, "path": "/documents/", "count": 50}
             )
-            job = await wait_for_job(gql, await _document(gql, interaction_id))
+            job = await wait_for_job(gql, await request_document(gql, interaction_id))
         assert job["status"] == "FAILED"
         assert job["attempts"] == 3
         assert job["error"].startswith("gave up after 3 attempts")
@@ -128,7 +113,9 @@ class TestInsufficientBalance:
                 {"kind": "insufficient_balance", "path": "/documents/", "count": 20},
                 {"kind": "insufficient_balance", "path": "/transcripts/", "count": 20},
             )
-            document = await wait_for_job(gql, await _document(gql, interaction_id))
+            document = await wait_for_job(
+                gql, await request_document(gql, interaction_id)
+            )
             transcript = await wait_for_job(
                 gql, await _transcript(gql, interaction_id, 1)
             )
@@ -160,7 +147,7 @@ class TestAmbiguousAnswers:
             )  # fmt: skip
             jobs = await asyncio.gather(
                 wait_for_job(gql, await _transcript(gql, interaction_id, 2)),
-                wait_for_job(gql, await _document(gql, interaction_id)),
+                wait_for_job(gql, await request_document(gql, interaction_id)),
             )
         for job in jobs:
             assert job["status"] == "SUCCEEDED", job
@@ -186,7 +173,7 @@ class TestAmbiguousAnswers:
             )
             jobs = await asyncio.gather(
                 wait_for_job(gql, await _transcript(gql, interaction_id, 1)),
-                wait_for_job(gql, await _document(gql, interaction_id)),
+                wait_for_job(gql, await request_document(gql, interaction_id)),
             )
         for job in jobs:
             assert job["status"] == "SUCCEEDED", job
@@ -298,7 +285,7 @@ class TestStreamsAndTokens:
                 {"kind": "delay", "before": True, "seconds": 0.5, "method": "POST", "path": "/documents/"},
             )  # fmt: skip
             transcript_id = await _transcript(gql, interaction_id, 1)
-            document_id = await _document(gql, interaction_id)
+            document_id = await request_document(gql, interaction_id)
             await _until_running(gql, transcript_id, document_id)
             await control.revoke_tokens()
             jobs = [

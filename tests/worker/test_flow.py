@@ -15,7 +15,6 @@ from service.db.session import Database
 from service.sandbox.testing import SandboxControl
 from tests.fixtures.app import GraphQLClient
 from tests.worker.conftest import (
-    DOCUMENT,
     JOB,
     STREAM,
     TRANSCRIPT,
@@ -26,6 +25,7 @@ from tests.worker.conftest import (
     audio_rows,
     job_of,
     new_interaction,
+    request_document,
     upload,
     wait_for_job,
 )
@@ -77,17 +77,12 @@ class TestFlow:
             assert Decimal(done["usage"]["credits"]) == Decimal("0.02")
             assert done["interaction"]["tenant"]["id"] == "t1"
 
-            body = await gql(
-                DOCUMENT,
-                {
-                    "in": {
-                        "interactionId": interaction_id,
-                        "templateKey": "soap",
-                        "context": ["Patient reports a cough.", "No fever."],
-                    }
-                },
+            document = await wait_for_job(
+                gql,
+                await request_document(
+                    gql, interaction_id, "Patient reports a cough.", "No fever."
+                ),
             )
-            document = await wait_for_job(gql, job_of(body)["id"])
             assert document["status"] == "SUCCEEDED", document
             assert document["usage"]["source"] == "DOCUMENT"
             assert Decimal(document["usage"]["credits"]) == Decimal("0.11")
@@ -231,17 +226,7 @@ class TestSharing:
 
         async with run_worker(publish=publish):
             interaction_id = await new_interaction(gql)
-            body = await gql(
-                DOCUMENT,
-                {
-                    "in": {
-                        "interactionId": interaction_id,
-                        "templateKey": "soap",
-                        "context": ["Cough."],
-                    }
-                },
-            )
-            job = await wait_for_job(gql, job_of(body)["id"])
+            job = await wait_for_job(gql, await request_document(gql, interaction_id))
         assert published == [(job["usage"]["externalId"], True)]
 
     async def test_two_workers_share_one_queue(
@@ -269,21 +254,12 @@ class TestSharing:
                         "count": 99,
                     }
                 )
-                bodies = [
-                    await gql(
-                        DOCUMENT,
-                        {
-                            "in": {
-                                "interactionId": interaction_id,
-                                "templateKey": "soap",
-                                "context": [f"Note {n}."],
-                            }
-                        },
-                    )
+                job_ids = [
+                    await request_document(gql, interaction_id, f"Note {n}.")
                     for n in range(12)
                 ]
                 jobs = await asyncio.gather(
-                    *(wait_for_job(gql, job_of(body)["id"]) for body in bodies)
+                    *(wait_for_job(gql, job_id) for job_id in job_ids)
                 )
                 assert first.finished > 0
                 assert second.finished > 0
@@ -307,18 +283,8 @@ class TestConcurrency:
         await control.arm(
             {"kind": "delay", "seconds": 0.5, "path": "/documents/", "count": 40}
         )
-        bodies = [
-            await gql(
-                DOCUMENT,
-                {
-                    "in": {
-                        "interactionId": interaction_id,
-                        "templateKey": "soap",
-                        "context": [f"Note {n}."],
-                    }
-                },
-            )
-            for n in range(40)
+        job_ids = [
+            await request_document(gql, interaction_id, f"Note {n}.") for n in range(40)
         ]
         async with run_worker() as worker:
             assert worker.concurrency == 32  # the default WORKER_CONCURRENCY
@@ -328,9 +294,7 @@ class TestConcurrency:
                 peak = max(peak, worker.running)
                 await asyncio.sleep(0.01)
             elapsed = asyncio.get_running_loop().time() - started
-        jobs = [
-            (await gql.data(JOB, {"id": job_of(body)["id"]}))["job"] for body in bodies
-        ]
+        jobs = [(await gql.data(JOB, {"id": job_id}))["job"] for job_id in job_ids]
         assert peak == 32
         assert all(job["status"] == "SUCCEEDED" for job in jobs)
         assert elapsed < 4  # one call after another would take 20 s
