@@ -22,9 +22,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, Text, bindparam, column, func, select
 
-from service.db.models import Interaction
 from service.db.session import Database
 from service.errors import AppError
 from service.live.events import UsageEvent, parse_payload, payloads
@@ -37,7 +36,6 @@ QUEUE_SIZE = 1000
 LISTEN_READY_TIMEOUT = 10.0
 HEALTH_CHECK_SECONDS = 30.0
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
-LOOKUP_CHUNK = 500
 
 # Running feeds by database, for in-process delivery on SQLite.
 _FEEDS: dict[str, set[UsageFeed]] = defaultdict(set)
@@ -230,48 +228,39 @@ def new_records(outcome: IngestOutcome) -> list[RecordRow]:
 async def publish_usage(records: Sequence[RecordRow], db: Database) -> None:
     """Announce committed usage records to live subscribers; call after commit.
 
-    `db` is the database the records were committed to. Records of
-    interactions not registered yet have no tenant and are not announced.
+    `db` is the database the records were committed to. Each event names the
+    tenant copied onto the record when it was written (under the
+    interaction's lock, see UsageService), so nothing is read back; records
+    of interactions not registered yet have no tenant and are not announced.
     Never raises: the records are stored whether or not anyone hears of them.
     """
-    if not records:
+    events = _events(records)
+    if not events:
         return
     try:
         if db.dialect == "postgresql":
-            await _notify(db, records)
+            # One round trip for every payload of the batch.
+            async with db.engine.begin() as conn:
+                await conn.execute(
+                    select(func.pg_notify(CHANNEL, column("p"))).select_from(
+                        func.unnest(
+                            bindparam("payloads", list(payloads(events)), ARRAY(Text))
+                        ).alias("p")
+                    )
+                )
             return
-        feeds = [f for f in _FEEDS.get(_database_key(db), ()) if f.subscriber_count()]
-        if feeds:
-            async with db.read() as session:
-                events = await _events(session, records)
-            for feed in feeds:
+        for feed in _FEEDS.get(_database_key(db), ()):
+            if feed.subscriber_count():
                 feed.deliver(events)
     except Exception:  # publishing must not fail the write
         log.exception("could not publish %d usage record(s)", len(records))
 
 
-async def _notify(db: Database, records: Sequence[RecordRow]) -> None:
-    async with db.engine.begin() as conn:
-        events = await _events(conn, records)
-        for payload in payloads(events):
-            await conn.execute(select(func.pg_notify(CHANNEL, payload)))
-
-
-async def _events(executor: Any, records: Sequence[RecordRow]) -> list[UsageEvent]:
-    interaction_ids = sorted({r.interaction_id for r in records})
-    tenants: dict[str, str] = {}
-    for start in range(0, len(interaction_ids), LOOKUP_CHUNK):
-        chunk = interaction_ids[start : start + LOOKUP_CHUNK]
-        result = await executor.execute(
-            select(Interaction.id, Interaction.tenant_id).where(
-                Interaction.id.in_(chunk)
-            )
-        )
-        tenants.update({row.id: row.tenant_id for row in result})
+def _events(records: Sequence[RecordRow]) -> list[UsageEvent]:
     return [
         UsageEvent(
             id=str(record.id),
-            tenant_id=tenants[record.interaction_id],
+            tenant_id=record.tenant_id,
             interaction_id=record.interaction_id,
             source=record.source,
             external_id=record.external_id,
@@ -280,5 +269,5 @@ async def _events(executor: Any, records: Sequence[RecordRow]) -> list[UsageEven
             received_at=record.received_at,
         )
         for record in records
-        if record.interaction_id in tenants
+        if record.tenant_id is not None
     ]

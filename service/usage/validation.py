@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -12,6 +13,7 @@ from service.db.types import CREDIT_INTEGER_DIGITS, CREDIT_SCALE
 from service.errors import BadUserInput
 
 MAX_CREDITS = Decimal(10) ** CREDIT_INTEGER_DIGITS
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def check_id(field: str, value: Any) -> str:
@@ -23,7 +25,7 @@ def check_id(field: str, value: Any) -> str:
         raise BadUserInput(field, f"must be at most {ID_LENGTH} characters")
     if text != text.strip():
         raise BadUserInput(field, "must not start or end with white space")
-    if any(ord(ch) < 32 for ch in text):
+    if _CONTROL.search(text):
         raise BadUserInput(field, "must not contain control characters")
     return text
 

@@ -130,6 +130,9 @@ async def test_worker_process_publishes_with_its_own_database(
                 credits=Decimal("3.25"),
                 created_at=now,
                 received_at=now,
+                # The owner copy UsageService writes; events name this tenant.
+                tenant_id="t1",
+                user_id="u1",
             )
             async with worker_db.write() as session:
                 session.add(record)
