@@ -109,18 +109,22 @@ class UsageRepository:
         )
         return result.first() is not None
 
-    async def lock_interactions(self, interaction_ids: Sequence[str]) -> None:
+    async def lock_interactions(
+        self, interaction_ids: Sequence[str], *, shared: bool = False
+    ) -> None:
         """Per-interaction transaction locks (PostgreSQL), taken in one fixed order.
 
-        Record inserts and (re-)registrations of the same interaction take the
-        same lock, so a record's copy of its owner cannot miss a concurrent
-        registration. SQLite needs none: BEGIN IMMEDIATE serialises writers.
+        Record inserts take them shared, (re-)registrations exclusive: a
+        record's copy of its owner cannot miss a concurrent registration, while
+        batches for the same interactions still run side by side. SQLite needs
+        none: BEGIN IMMEDIATE serialises writers.
         """
         if self._dialect() != "postgresql" or not interaction_ids:
             return
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await self.session.execute(
             text(
-                "SELECT pg_advisory_xact_lock(k) FROM ("
+                f"SELECT {function}(k) FROM ("
                 " SELECT DISTINCT hashtextextended(x, 0) AS k"
                 " FROM unnest(CAST(:ids AS text[])) AS x ORDER BY 1) AS keys"
             ),

@@ -119,7 +119,7 @@ class UsageService:
         interaction_ids = sorted({r["interaction_id"] for r in rows})
         # Serialises with (re-)registration of the same interactions, so the
         # owner copied onto each record is the one committed with it.
-        await repo.lock_interactions(interaction_ids)
+        await repo.lock_interactions(interaction_ids, shared=True)
         owners = await repo.interaction_owners(interaction_ids)
         if principal.tenant_id is not None:
             self._check_tenants(

@@ -1,0 +1,89 @@
+"""Concurrent batches and re-registrations of the same interactions.
+
+Batches for the same interactions run side by side (they share the
+per-interaction lock on PostgreSQL); a re-registration waits for them and they
+for it. Whatever the interleaving, every record must end up carrying its
+interaction's committed owner, and every interaction the newest time of its
+usage, or tenant and user totals would drift from the records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from service.auth.principal import ADMIN
+from service.db.models import Interaction, UsageRecord
+from service.db.session import Database
+from service.usage.records import Source, UsageIn
+from service.usage.service import usage_service
+
+INTERACTIONS = [f"i{n}" for n in range(4)]
+OWNERS = [("t0", "u0"), ("t0", "u1"), ("t1", "u2")]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+ROUNDS, BATCHES, REGISTRATIONS = 4, 24, 16
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _batch(db: Database, rng: random.Random, number: int) -> None:
+    batch = [
+        UsageIn(
+            source=rng.choice(list(Source)),
+            interaction_id=rng.choice(INTERACTIONS),
+            external_id=f"b{number}-{n}",
+            credits=Decimal(rng.randint(0, 10**6)) / 1000,
+            created_at=START + timedelta(minutes=rng.randint(0, 10_000)),
+        )
+        for n in range(50)
+    ]
+    async with db.write() as session:
+        await usage_service.ingest(session, ADMIN, batch)
+
+
+async def _register(db: Database, rng: random.Random) -> None:
+    tenant, user = rng.choice(OWNERS)
+    async with db.write() as session:
+        await usage_service.register_interaction(
+            session,
+            ADMIN,
+            interaction_id=rng.choice(INTERACTIONS),
+            tenant_id=tenant,
+            user_id=user,
+        )
+
+
+async def test_records_carry_the_committed_owner(db: Database) -> None:
+    rng = random.Random(7)
+    for round_ in range(ROUNDS):
+        work = [_batch(db, rng, round_ * BATCHES + n) for n in range(BATCHES)]
+        work += [_register(db, rng) for _ in range(REGISTRATIONS)]
+        rng.shuffle(work)
+        await asyncio.gather(*work)
+
+    async with db.read() as session:
+        owners = {
+            row.id: (row.tenant_id, row.user_id, row.last_usage_at)
+            for row in (await session.execute(select(Interaction))).scalars()
+        }
+        records = (await session.execute(select(UsageRecord))).scalars().all()
+        newest = {
+            row[0]: row[1]
+            for row in await session.execute(
+                select(
+                    UsageRecord.interaction_id, func.max(UsageRecord.created_at)
+                ).group_by(UsageRecord.interaction_id)
+            )
+        }
+    assert len(records) == ROUNDS * BATCHES * 50
+    assert owners, "some interaction was registered"
+    for record in records:
+        tenant, user, _ = owners.get(record.interaction_id, (None, None, None))
+        assert (record.tenant_id, record.user_id) == (tenant, user), record.id
+    for interaction_id, (_, _, last_usage_at) in owners.items():
+        assert last_usage_at == newest.get(interaction_id), interaction_id
