@@ -37,6 +37,7 @@ from bench.config import (
 from bench.http import Connection, graphql_body, graphql_data
 from bench.server import Server, cpu_seconds, load_average
 from bench.stats import latency
+from service.db.base import new_uuid
 
 BATCH = 1_000
 CLIENTS = 4
@@ -100,7 +101,8 @@ class Rows:
             created = DATA_END - timedelta(seconds=r.uniform(0, 30 * 86_400))
             rows.append(
                 {
-                    "id": uuid.UUID(int=r.getrandbits(128), version=4),
+                    # The service's own key generator (time-ordered UUIDs).
+                    "id": new_uuid(),
                     "source": r.choice(self.sources),
                     "external_id": str(uuid.UUID(int=r.getrandbits(128), version=4)),
                     "interaction_id": r.choice(self.interactions),
