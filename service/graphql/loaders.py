@@ -105,6 +105,12 @@ class Loaders:
                 session, owner, keys, window, first, offset
             )
 
+        async def interaction_counts(
+            session: AsyncSession, params: tuple[Owner, TimeWindow], keys: list[Any]
+        ) -> dict[Any, int]:
+            owner, window = params
+            return await queries.interaction_counts(session, owner, keys, window)
+
         async def records(
             session: AsyncSession, params: str | None, keys: list[Any]
         ) -> dict[Any, list[UsageRecord]]:
@@ -131,6 +137,9 @@ class Loaders:
         )
         self.interactions: DataLoader[Any, Page[Interaction]] = _grouped_loader(
             db, interactions, _empty_page
+        )
+        self.interaction_counts: DataLoader[Any, int] = _grouped_loader(
+            db, interaction_counts, int
         )
         self.records: DataLoader[Any, list[UsageRecord]] = _grouped_loader(
             db, records, list

@@ -48,7 +48,7 @@ class Query:
         return TenantConnection(
             nodes=[Tenant(id=strawberry.ID(t)) for t in result.items],
             page_info=PageInfo.of(result),  # type: ignore[arg-type]
-            total_count=result.total,
+            total_count=result.counted,
         )
 
     @strawberry.field(description="One tenant, or null if unknown or not visible.")

@@ -140,7 +140,10 @@ async def _interactions(
     return InteractionConnection(
         nodes=[Interaction.from_model(row) for row in result.items],
         page_info=PageInfo.of(result),  # type: ignore[arg-type]
-        total_count=result.total,
+        owner=owner,
+        key=key,
+        window=params[1],
+        counted=result.total,
     )
 
 
@@ -209,7 +212,7 @@ class Tenant:
         return UserConnection(
             nodes=[User(id=strawberry.ID(u), tenant_id=t) for t, u in result.items],
             page_info=PageInfo.of(result),  # type: ignore[arg-type]
-            total_count=result.total,
+            total_count=result.counted,
         )
 
     @strawberry.field(description="One user of this tenant, or null.")
@@ -401,9 +404,20 @@ class InteractionConnection:
         description="The interactions of this page."
     )
     page_info: PageInfo = strawberry.field(description="Paging information.")
-    total_count: int = strawberry.field(
-        description="How many interactions the list has in all."
-    )
+    owner: strawberry.Private[Owner]
+    key: strawberry.Private[object]
+    window: strawberry.Private[TimeWindow]
+    counted: strawberry.Private[int | None]
+
+    @strawberry.field(description="How many interactions the list has in all.")
+    async def total_count(self, info: Info) -> int:
+        # Pages of a range are read without counting on PostgreSQL (see
+        # queries.interactions_pages); the count is one more batched
+        # statement, sent only when a client asks for it.
+        if self.counted is not None:
+            return self.counted
+        counts = info.context.loaders.interaction_counts
+        return await counts.load(((self.owner, self.window), self.key))
 
 
 @strawberry.type(description="The outcome of a batch ingestion.")

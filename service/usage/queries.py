@@ -16,7 +16,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, Job, Tenant, UsageRecord, User
@@ -92,15 +104,29 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a list, with the size of the whole list."""
+    """One page of a list, with the size of the whole list when it was counted.
+
+    A page read without counting (total None) knows from one extra row
+    whether rows follow it (`more`).
+    """
 
     items: list[T]
-    total: int
+    total: int | None
     offset: int
+    more: bool = False
+
+    @property
+    def counted(self) -> int:
+        """The size of the whole list, for pages read with counting."""
+        if self.total is None:
+            raise ValueError("this page was read without counting its list")
+        return self.total
 
     @property
     def has_next(self) -> bool:
         """Whether rows follow this page."""
+        if self.total is None:
+            return self.more
         return self.offset + len(self.items) < self.total
 
 
@@ -365,7 +391,16 @@ async def interactions_pages(
     first: int,
     offset: int,
 ) -> dict[Hashable, Page[Interaction]]:
-    """Each owner's interactions, newest usage first (see contract.md)."""
+    """Each owner's interactions, newest usage first (see contract.md).
+
+    On PostgreSQL a page of a range is read per owner (LATERAL, LIMIT), which
+    stops at the page instead of ranking every interaction of the owner; its
+    total is then left to `interaction_counts`, read only when asked for.
+    """
+    if not window.is_open and session.get_bind().dialect.name == "postgresql":
+        return await _interaction_pages_lateral(
+            session, owner, keys, window, first, offset
+        )
     columns = _interaction_owner_columns(owner)
     if window.is_open:
         # last_usage_at is kept on the interaction, so no records are read.
@@ -436,6 +471,95 @@ async def interactions_pages(
         k: Page(items=items.get(k, []), total=totals.get(k, 0), offset=offset)
         for k in keys
     }
+
+
+def _owner_keys(owner: Owner, keys: Sequence[Hashable]) -> Any:
+    """The owners as a table (unnest of one array per key column), PostgreSQL."""
+    columns: tuple[str, ...]
+    if owner is Owner.USER:
+        columns = ("tenant_id", "user_id")
+        arrays = [
+            [key[0] for key in keys],  # type: ignore[index]
+            [key[1] for key in keys],  # type: ignore[index]
+        ]
+    else:
+        columns, arrays = ("tenant_id",), [list(keys)]
+    unnest = func.unnest(
+        *[
+            bindparam(f"owner_{column}s", array, ARRAY(Text))
+            for column, array in zip(columns, arrays, strict=True)
+        ]
+    )
+    return unnest.table_valued(*columns).render_derived(name="owner")
+
+
+async def _interaction_pages_lateral(
+    session: AsyncSession,
+    owner: Owner,
+    keys: Sequence[Hashable],
+    window: TimeWindow,
+    first: int,
+    offset: int,
+) -> dict[Hashable, Page[Interaction]]:
+    owners = _owner_keys(owner, keys)
+    matches = [UsageRecord.tenant_id == owners.c.tenant_id]
+    if owner is Owner.USER:
+        matches.append(UsageRecord.user_id == owners.c.user_id)
+    last_usage = func.max(UsageRecord.created_at)
+    page = (
+        select(UsageRecord.interaction_id, last_usage.label("last_usage"))
+        .where(*matches, *window.filters())
+        .group_by(UsageRecord.interaction_id)
+        .order_by(last_usage.desc(), UsageRecord.interaction_id.desc())
+        .offset(offset)
+        .limit(first + 1)
+        .lateral("page")
+    )
+    statement = (
+        select(Interaction, page.c.last_usage)
+        .select_from(owners)
+        .join(page, true())
+        .join(Interaction, Interaction.id == page.c.interaction_id)
+    )
+    found: dict[Hashable, list[tuple[datetime, str, Interaction]]] = defaultdict(list)
+    for interaction, last in await session.execute(statement):
+        key: Hashable = (
+            (interaction.tenant_id, interaction.user_id)
+            if owner is Owner.USER
+            else interaction.tenant_id
+        )
+        found[key].append((last, interaction.id, interaction))
+    pages: dict[Hashable, Page[Interaction]] = {}
+    for key in keys:
+        rows = sorted(found.get(key, []), key=lambda row: row[:2], reverse=True)
+        pages[key] = Page(
+            items=[row[2] for row in rows[:first]],
+            total=None,
+            offset=offset,
+            more=len(rows) > first,
+        )
+    return pages
+
+
+async def interaction_counts(
+    session: AsyncSession, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
+) -> dict[Hashable, int]:
+    """How many interactions each owner has (with usage in the window, if set)."""
+    if window.is_open:
+        columns = _interaction_owner_columns(owner)
+        statement = (
+            select(*columns, func.count()).where(_in(columns, keys)).group_by(*columns)
+        )
+    else:
+        columns = _owner_columns(owner)
+        statement = (
+            select(*columns, func.count(UsageRecord.interaction_id.distinct()))
+            .where(_owner_filter(owner, keys), *window.filters())
+            .group_by(*columns)
+        )
+    wanted = set(keys)
+    counts = {_key(owner, row): row[-1] for row in await session.execute(statement)}
+    return {key: count for key, count in counts.items() if key in wanted}
 
 
 async def jobs_by_id(session: AsyncSession, ids: Sequence[Any]) -> dict[Any, Job]:

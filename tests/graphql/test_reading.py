@@ -402,6 +402,23 @@ class TestInteractions:
         assert [n["id"] for n in user["nodes"]] == ["iB", "iA"]
         assert user["totalCount"] == 2
 
+    async def test_walking_a_range_page_by_page(self, gql: GraphQLClient) -> None:
+        await self._setup(gql)
+        seen: list[str] = []
+        after = None
+        while True:
+            variables = {"r": FEB, "first": 1, "after": after}
+            page = (await gql.data(INTERACTIONS, variables))["tenant"]["interactions"]
+            assert page["totalCount"] == 3
+            seen += [n["id"] for n in page["nodes"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert seen == ["iB", "iE", "iA"]
+        empty = await gql.data(INTERACTIONS, {"r": FEB, "first": 0})
+        assert empty["tenant"]["interactions"]["pageInfo"]["hasNextPage"] is True
+        assert empty["tenant"]["interactions"]["nodes"] == []
+
     async def test_without_range_unused_interactions_sort_by_created_at(
         self, gql: GraphQLClient
     ) -> None:
