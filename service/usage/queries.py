@@ -516,24 +516,26 @@ async def _interaction_pages_lateral(
         .lateral("page")
     )
     statement = (
-        select(Interaction, page.c.last_usage)
+        select(Interaction)
         .select_from(owners)
         .join(page, true())
         .join(Interaction, Interaction.id == page.c.interaction_id)
+        # The page's own order (the database's collation for equal times).
+        .order_by(page.c.last_usage.desc(), page.c.interaction_id.desc())
     )
-    found: dict[Hashable, list[tuple[datetime, str, Interaction]]] = defaultdict(list)
-    for interaction, last in await session.execute(statement):
+    found: dict[Hashable, list[Interaction]] = defaultdict(list)
+    for interaction in (await session.execute(statement)).scalars():
         key: Hashable = (
             (interaction.tenant_id, interaction.user_id)
             if owner is Owner.USER
             else interaction.tenant_id
         )
-        found[key].append((last, interaction.id, interaction))
+        found[key].append(interaction)
     pages: dict[Hashable, Page[Interaction]] = {}
     for key in keys:
-        rows = sorted(found.get(key, []), key=lambda row: row[:2], reverse=True)
+        rows = found.get(key, [])
         pages[key] = Page(
-            items=[row[2] for row in rows[:first]],
+            items=rows[:first],
             total=None,
             offset=offset,
             more=len(rows) > first,
