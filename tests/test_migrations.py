@@ -3,13 +3,105 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import insert, select
 
-from service.migrate import check
+from service.db.base import new_uuid
+from service.db.models import TenantHourUsage, UsageRecord, UserDayUsage
+from service.db.session import Database
+from service.migrate import check, upgrade
+from tests.fixtures.database import empty_database
 
 
 @pytest.mark.asyncio
 async def test_alembic_check_is_clean(database_url: str) -> None:
     # alembic's env.py runs its own event loop, so it runs in a thread here.
     await asyncio.to_thread(check, database_url)
+
+
+BEFORE_ROLLUPS = "5b2f0c9d1e7a"
+RECORDS = [
+    # interaction, owner (None: unregistered), source, credits, created_at
+    ("i1", ("t1", "u1"), "STREAM", "0.1", "2026-03-01T23:59:59.999999+00:00"),
+    ("i1", ("t1", "u1"), "STREAM", "0.2", "2026-03-02T00:00:00+00:00"),
+    (
+        "i2",
+        ("t1", "u2"),
+        "DOCUMENT",
+        "999999999999.999999999",
+        "2026-03-01T23:10:00+00:00",
+    ),
+    ("i3", ("t2", "u1"), "TRANSCRIPT", "0.333333333", "2026-03-01T23:20:00+00:00"),
+    ("i4", None, "STREAM", "5", "2026-03-01T23:30:00+00:00"),
+]
+
+
+async def _store_records(url: str) -> None:
+    db = Database.from_url(url)
+    try:
+        async with db.write() as session:
+            for n, (interaction, owner, source, credits, at) in enumerate(RECORDS):
+                created_at = datetime.fromisoformat(at)
+                await session.execute(
+                    insert(UsageRecord).values(
+                        id=new_uuid(),
+                        source=source,
+                        external_id=f"x{n}",
+                        interaction_id=interaction,
+                        credits=Decimal(credits),
+                        created_at=created_at,
+                        received_at=created_at,
+                        tenant_id=owner[0] if owner else None,
+                        user_id=owner[1] if owner else None,
+                    )
+                )
+    finally:
+        await db.dispose()
+
+
+async def _rollups(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    db = Database.from_url(url)
+    try:
+        async with db.read() as session:
+            hours = {
+                tuple(row)
+                for row in await session.execute(select(TenantHourUsage.__table__))
+            }
+            days = {
+                tuple(row)
+                for row in await session.execute(select(UserDayUsage.__table__))
+            }
+    finally:
+        await db.dispose()
+    return hours, days
+
+
+def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> None:
+    with empty_database(tmp_path) as url:
+        upgrade(url, BEFORE_ROLLUPS)
+        asyncio.run(_store_records(url))
+        upgrade(url)
+        hours, days = asyncio.run(_rollups(url))
+    utc = UTC
+    h23 = datetime(2026, 3, 1, 23, tzinfo=utc)
+    assert hours == {
+        ("t1", h23, "STREAM", Decimal("0.1"), 1),
+        ("t1", datetime(2026, 3, 2, tzinfo=utc), "STREAM", Decimal("0.2"), 1),
+        ("t1", h23, "DOCUMENT", Decimal("999999999999.999999999"), 1),
+        ("t2", h23, "TRANSCRIPT", Decimal("0.333333333"), 1),
+    }
+    march_1, march_2 = (
+        datetime(2026, 3, 1, tzinfo=utc),
+        datetime(2026, 3, 2, tzinfo=utc),
+    )
+    assert days == {
+        ("t1", march_1, "u1", "STREAM", Decimal("0.1"), 1),
+        ("t1", march_2, "u1", "STREAM", Decimal("0.2"), 1),
+        ("t1", march_1, "u2", "DOCUMENT", Decimal("999999999999.999999999"), 1),
+        ("t2", march_1, "u1", "TRANSCRIPT", Decimal("0.333333333"), 1),
+    }

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, new_uuid, utcnow
-from service.db.types import Credits, UTCDateTime
+from service.db.types import Credits, CreditTotal, UTCDateTime
 
 ID_LENGTH = 128
 
@@ -120,6 +120,40 @@ class UsageRecord(Base):
     # The tenant of the tenant-bound key that wrote it (NULL: admin or webhook).
     # Registration checks it so one tenant cannot claim another's usage.
     writer_tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+
+
+class TenantHourUsage(Base):
+    """Rollup: a tenant's usage per UTC hour and source (service.usage.rollups)."""
+
+    __tablename__ = "usage_tenant_hours"
+
+    tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    credits: Mapped[Decimal] = mapped_column(CreditTotal)
+    records: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserDayUsage(Base):
+    """Rollup: a user's usage per UTC day and source (service.usage.rollups)."""
+
+    __tablename__ = "usage_user_days"
+    __table_args__ = (
+        Index(
+            "ix_usage_user_days_user_day",
+            "tenant_id",
+            "user_id",
+            "day",
+            postgresql_include=["source", "credits", "records"],
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    credits: Mapped[Decimal] = mapped_column(CreditTotal)
+    records: Mapped[int] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):

@@ -74,6 +74,19 @@ class Credits(TypeDecorator[Decimal]):
         return decode_credits(value)
 
 
+class CreditTotal(Credits):
+    """A sum of credits: NUMERIC without a limit (sums outgrow one record's
+    12 integer digits), or the same padded decimal text on SQLite."""
+
+    impl = Numeric(asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(SQLITE_CREDIT_WIDTH))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC instant; naive input is a programming error."""
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
+from service.usage import rollups
 
 LOOKUP_CHUNK = 500
 
@@ -155,7 +156,28 @@ class UsageRepository:
     async def attribute_records(
         self, interaction_id: str, tenant_id: str, user_id: str
     ) -> None:
-        """Copy the interaction's (new) owner onto all its usage records."""
+        """Copy the interaction's (new) owner onto all its usage records.
+
+        The rollups move with them: out of the old owner's (if it had one),
+        into the new owner's.
+        """
+        deltas = rollups.Deltas()
+        records = await self.session.execute(
+            select(
+                UsageRecord.tenant_id,
+                UsageRecord.user_id,
+                UsageRecord.created_at,
+                UsageRecord.source,
+                UsageRecord.credits,
+            ).where(UsageRecord.interaction_id == interaction_id)
+        )
+        for old_tenant, old_user, created_at, source, credits in records:
+            if (old_tenant, old_user) == (tenant_id, user_id):
+                continue
+            if old_tenant is not None and old_user is not None:
+                deltas.add(old_tenant, old_user, created_at, source, credits, -1)
+            deltas.add(tenant_id, user_id, created_at, source, credits)
+        await rollups.apply(self.session, deltas)
         await self.session.execute(
             update(UsageRecord)
             .where(UsageRecord.interaction_id == interaction_id)

@@ -13,6 +13,7 @@ from service.db.base import new_uuid, utcnow
 from service.db.models import Interaction, UsageRecord
 from service.db.types import credits_text
 from service.errors import AppError, BadUserInput, Conflict, Forbidden
+from service.usage import rollups
 from service.usage.records import (
     IngestOutcome,
     RecordOutcome,
@@ -156,6 +157,21 @@ class UsageService:
                     _as_row(old), row, None if single else _index_of(batch, key)
                 )
                 stored[key] = old
+        # Last, so the hot rollup rows stay locked only until the commit.
+        deltas = rollups.Deltas()
+        for row in rows:
+            if (
+                row["tenant_id"] is not None
+                and (row["source"], row["external_id"]) in inserted
+            ):
+                deltas.add(
+                    row["tenant_id"],
+                    row["user_id"],
+                    row["created_at"],
+                    row["source"],
+                    row["credits"],
+                )
+        await rollups.apply(session, deltas)
         records = [stored[(u.source.value, u.external_id)] for u in batch]
         accepted = len(inserted)
         return IngestOutcome(
