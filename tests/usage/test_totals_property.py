@@ -14,18 +14,21 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import ADMIN
 from service.db.base import Base
+from service.db.models import TenantHourUsage, UserDayUsage
 from service.db.session import Database
 from service.errors import Conflict
 from service.usage import queries
-from service.usage.queries import Owner, TimeWindow
+from service.usage.queries import Owner, TimeWindow, UserOrder
 from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
 
@@ -70,9 +73,18 @@ records = st.builds(
     minute=st.integers(0, SPAN_MINUTES - 1),
 )
 operations = st.lists(st.one_of(registers, records, records), min_size=1, max_size=25)
+# Range ends: any minute, or whole hours and days (the rollups' own steps).
+ends = st.one_of(
+    st.integers(0, SPAN_MINUTES),
+    st.integers(0, SPAN_MINUTES // 60).map(lambda hour: hour * 60),
+    st.integers(0, SPAN_MINUTES // 1440).map(lambda day: day * 1440),
+)
+spans = st.tuples(ends, ends).map(lambda pair: (min(pair), max(pair)))
 
 
-async def _scenario(database_url: str, ops: list[Register | Record]) -> None:
+async def _scenario(
+    database_url: str, ops: list[Register | Record], span: tuple[int, int]
+) -> None:
     db = Database.from_url(database_url)
     try:
         async with db.write() as session:
@@ -112,18 +124,23 @@ async def _scenario(database_url: str, ops: list[Register | Record]) -> None:
             else:
                 assert not conflict, f"missing conflict for {op}"
                 stored.setdefault(key, op)
-        await _check(db, list(stored.values()), owners)
+        await _check(db, list(stored.values()), owners, span)
     finally:
         await db.dispose()
 
 
 def _expected(
-    rows: list[Record], owners: dict[str, tuple[str, str]], owner: Owner
+    rows: list[Record],
+    owners: dict[str, tuple[str, str]],
+    owner: Owner,
+    span: tuple[int, int] | None = None,
 ) -> dict[object, dict[str, Decimal]]:
     totals: dict[object, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in rows:
         if row.interaction not in owners:
             continue  # unattributed until registered
+        if span is not None and not span[0] <= row.minute < span[1]:
+            continue
         tenant, user = owners[row.interaction]
         key = {Owner.TENANT: tenant, Owner.USER: (tenant, user)}.get(
             owner, row.interaction
@@ -132,9 +149,121 @@ def _expected(
     return totals
 
 
-async def _check(
-    db: Database, rows: list[Record], owners: dict[str, tuple[str, str]]
+def _counts(
+    rows: list[Record],
+    owners: dict[str, tuple[str, str]],
+    owner: Owner,
+    span: tuple[int, int],
+) -> dict[object, int]:
+    counts: dict[object, int] = defaultdict(int)
+    for row in rows:
+        if row.interaction in owners and span[0] <= row.minute < span[1]:
+            tenant, user = owners[row.interaction]
+            counts[tenant if owner is Owner.TENANT else (tenant, user)] += 1
+    return counts
+
+
+async def _check_span(
+    session: AsyncSession,
+    rows: list[Record],
+    owners: dict[str, tuple[str, str]],
+    span: tuple[int, int],
 ) -> None:
+    """Totals, record counts, user rankings and buckets over a drawn range."""
+    window = TimeWindow(
+        START + timedelta(minutes=span[0]), START + timedelta(minutes=span[1])
+    )
+    tenants = sorted({t for t, _ in owners.values()})
+    users = sorted(set(owners.values()))
+    for owner, owner_keys in ((Owner.TENANT, tenants), (Owner.USER, users)):
+        expected = _expected(rows, owners, owner, span)
+        counts = _counts(rows, owners, owner, span)
+        got = await queries.credit_summaries(session, owner, owner_keys, window)
+        for key in owner_keys:
+            assert dict(got[key].by_source) == dict(expected.get(key, {})), (
+                owner,
+                key,
+                span,
+            )
+            assert got[key].records == counts.get(key, 0), (owner, key, span)
+    expected_users = _expected(rows, owners, Owner.USER, span)
+    pages = await queries.users_pages(
+        session, tenants, window, UserOrder.CREDITS_DESC, 100, 0
+    )
+    for tenant in tenants:
+        ranked = sorted(
+            (
+                (-sum(by_source.values(), Decimal(0)), key[1])  # type: ignore[index]
+                for key, by_source in expected_users.items()
+                if key[0] == tenant  # type: ignore[index]
+            ),
+        )
+        assert [item[1] for item in pages[tenant].items] == [u for _, u in ranked]
+        assert pages[tenant].total == len(ranked)
+    if span[0] == span[1]:
+        return
+    for zone_name in ZONES:
+        for unit in ("hour", "day"):
+            got_buckets = await queries.usage_buckets(
+                session, Owner.TENANT, tenants, window, unit, zone_name, 1000
+            )
+            for tenant in tenants:
+                for bucket in got_buckets[tenant]:
+                    want = sum(
+                        (
+                            r.credits
+                            for r in rows
+                            if owners.get(r.interaction, ("",))[0] == tenant
+                            and span[0] <= r.minute < span[1]
+                            and bucket.start
+                            <= START + timedelta(minutes=r.minute)
+                            < bucket.end
+                        ),
+                        Decimal(0),
+                    )
+                    assert bucket.credits.total == want, (zone_name, unit, span)
+
+
+async def _check_rollups(
+    session: AsyncSession, rows: list[Record], owners: dict[str, tuple[str, str]]
+) -> None:
+    """Every rollup row with records equals the sum of its records."""
+    hours: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    days: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    for row in rows:
+        if row.interaction not in owners:
+            continue
+        tenant, user = owners[row.interaction]
+        at = START + timedelta(minutes=row.minute)
+        for entry in (
+            hours[(tenant, at.replace(minute=0), row.source.value)],
+            days[(tenant, at.replace(hour=0, minute=0), user, row.source.value)],
+        ):
+            entry[0] += row.credits
+            entry[1] += 1
+    stored_hours = {
+        tuple(r[:3]): [r[3], r[4]]
+        for r in await session.execute(select(TenantHourUsage.__table__))
+        if r[4]
+    }
+    stored_days = {
+        tuple(r[:4]): [r[4], r[5]]
+        for r in await session.execute(select(UserDayUsage.__table__))
+        if r[5]
+    }
+    assert stored_hours == dict(hours)
+    assert stored_days == dict(days)
+
+
+async def _check(
+    db: Database,
+    rows: list[Record],
+    owners: dict[str, tuple[str, str]],
+    span: tuple[int, int],
+) -> None:
+    async with db.read() as session:
+        await _check_rollups(session, rows, owners)
+        await _check_span(session, rows, owners, span)
     tenants = sorted({t for t, _ in owners.values()})
     users = sorted(set(owners.values()))
     keys: dict[Owner, list[Hashable]] = {
@@ -196,8 +325,8 @@ async def _check(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(ops=operations)
+@given(ops=operations, span=spans)
 def test_totals_and_buckets_equal_a_recomputation(
-    database_url: str, ops: list[Register | Record]
+    database_url: str, ops: list[Register | Record], span: tuple[int, int]
 ) -> None:
-    asyncio.run(_scenario(database_url, ops))
+    asyncio.run(_scenario(database_url, ops, span))
