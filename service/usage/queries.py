@@ -11,30 +11,43 @@ import bisect
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     ColumnElement,
     Select,
     Text,
     and_,
     bindparam,
+    cast,
     func,
     literal,
+    or_,
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models import Interaction, Job, Tenant, UsageRecord, User
+from service.db.models import (
+    Interaction,
+    Job,
+    Tenant,
+    TenantHourUsage,
+    UsageRecord,
+    User,
+    UserDayUsage,
+)
 from service.db.sql import bucket_start, credit_sum
 from service.db.timebuckets import edges, zone
 from service.db.types import Credits
+from service.usage import rollups
 from service.usage.records import Source
 
 T = TypeVar("T")
@@ -63,12 +76,7 @@ class TimeWindow:
 
     def filters(self) -> list[ColumnElement[bool]]:
         """WHERE clauses for usage_records."""
-        clauses: list[ColumnElement[bool]] = []
-        if self.start is not None:
-            clauses.append(UsageRecord.created_at >= self.start)
-        if self.end is not None:
-            clauses.append(UsageRecord.created_at < self.end)
-        return clauses
+        return _time_range(UsageRecord.created_at, self)
 
 
 @dataclass
@@ -173,23 +181,123 @@ def _key(owner: Owner, row: Any) -> Hashable:
     return (row[0], row[1]) if owner is Owner.USER else row[0]
 
 
-async def credit_summaries(
-    session: AsyncSession, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
-) -> dict[Hashable, Summary]:
-    """Credits per source for each owner within the window."""
+@dataclass(frozen=True)
+class Split:
+    """A window cut into whole rollup steps (`inner`) and raw ends (`edges`)."""
+
+    inner: TimeWindow | None
+    edges: list[TimeWindow]
+
+    def edge_filter(self) -> ColumnElement[bool] | None:
+        """Records inside the edges (None: there are none)."""
+        ranges = [and_(*edge.filters()) for edge in self.edges]
+        if not ranges:
+            return None
+        return ranges[0] if len(ranges) == 1 else or_(*ranges)
+
+
+def split(window: TimeWindow, step: timedelta) -> Split:
+    """Whole UTC hours or days of `window` (from a rollup) and the rest."""
+    floor = rollups.hour_of if step == rollups.HOUR else rollups.day_of
+
+    def ceil(instant: datetime) -> datetime:
+        start = floor(instant)
+        return start if start == instant else start + step
+
+    inner_start = None if window.start is None else ceil(window.start)
+    inner_end = None if window.end is None else floor(window.end)
+    if inner_start is not None and inner_end is not None and inner_start >= inner_end:
+        return Split(inner=None, edges=[window])
+    edges = []
+    if window.start is not None and inner_start != window.start:
+        edges.append(TimeWindow(window.start, inner_start))
+    if window.end is not None and inner_end != window.end:
+        edges.append(TimeWindow(inner_end, window.end))
+    return Split(inner=TimeWindow(inner_start, inner_end), edges=edges)
+
+
+def _rollup_of(owner: Owner) -> tuple[Any, Any, timedelta]:
+    """The rollup table for tenants or users, its time column and step."""
+    if owner is Owner.TENANT:
+        table = TenantHourUsage.__table__
+        return table, table.c.hour, rollups.HOUR
+    table = UserDayUsage.__table__
+    return table, table.c.day, rollups.DAY
+
+
+def _rollup_filters(
+    owner: Owner, keys: Sequence[Hashable], inner: TimeWindow
+) -> tuple[Any, list[Any], list[ColumnElement[bool]]]:
+    """The rollup, its owner columns, and WHERE clauses for `inner`."""
+    table, time, _ = _rollup_of(owner)
+    names = ["tenant_id", "user_id"] if owner is Owner.USER else ["tenant_id"]
+    columns = [table.c[name] for name in names]
+    clauses = [_in(columns, keys), table.c.records > 0, *_time_range(time, inner)]
+    return table, columns, clauses
+
+
+def _union(parts: list[Any]) -> Any:
+    """One SELECT, or the UNION ALL of several."""
+    first, *rest = parts
+    return union_all(first, *rest) if rest else first
+
+
+def _time_range(column: Any, window: TimeWindow) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if window.start is not None:
+        clauses.append(column >= window.start)
+    if window.end is not None:
+        clauses.append(column < window.end)
+    return clauses
+
+
+def _raw_sums(
+    owner: Owner, keys: Sequence[Hashable], where: list[ColumnElement[bool]]
+) -> Select[Any]:
     columns = _owner_columns(owner)
-    statement = _usage_from(
-        owner,
+    return (
         select(
             *columns,
             UsageRecord.source,
             credit_sum(UsageRecord.credits),
             func.count(),
-        ),
-    ).where(_owner_filter(owner, keys), *window.filters())
-    statement = statement.group_by(*columns, UsageRecord.source)
+        )
+        .where(_owner_filter(owner, keys), *where)
+        .group_by(*columns, UsageRecord.source)
+    )
+
+
+async def credit_summaries(
+    session: AsyncSession, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
+) -> dict[Hashable, Summary]:
+    """Credits per source for each owner within the window.
+
+    Tenants and users: whole hours (days) from the rollups, the ragged ends of
+    the window from the records, in one statement.
+    """
+    if owner is Owner.INTERACTION:
+        statement: Any = _raw_sums(owner, keys, window.filters())
+    else:
+        cut = split(window, _rollup_of(owner)[2])
+        parts: list[Any] = []
+        if cut.inner is not None:
+            table, columns, clauses = _rollup_filters(owner, keys, cut.inner)
+            parts.append(
+                select(
+                    *columns,
+                    table.c.source,
+                    credit_sum(table.c.credits),
+                    cast(func.sum(table.c.records), BigInteger),
+                )
+                .where(*clauses)
+                .group_by(*columns, table.c.source)
+            )
+        edge = cut.edge_filter()
+        if edge is not None:
+            parts.append(_raw_sums(owner, keys, [edge]))
+        statement = _union(parts)
     result: dict[Hashable, Summary] = defaultdict(Summary)
-    width = len(columns)
+    width = 2 if owner is Owner.USER else 1
     for row in await session.execute(statement):
         result[_key(owner, row)].add(row[width], row[width + 1], row[width + 2])
     return result
@@ -212,17 +320,46 @@ async def usage_buckets(
         return {key: [] for key in keys}
     columns = _owner_columns(owner)
     bucket = bucket_start(UsageRecord.created_at, boundaries, unit, zone_name)
-    statement = _usage_from(
-        owner,
-        select(
-            *columns,
-            bucket,
-            UsageRecord.source,
-            credit_sum(UsageRecord.credits),
-            func.count(),
-        ),
-    ).where(_owner_filter(owner, keys), *window.filters())
-    statement = statement.group_by(*columns, bucket, UsageRecord.source)
+
+    def raw(where: list[ColumnElement[bool]]) -> Select[Any]:
+        return (
+            select(
+                *columns,
+                bucket,
+                UsageRecord.source,
+                credit_sum(UsageRecord.credits),
+                func.count(),
+            )
+            .where(_owner_filter(owner, keys), *where)
+            .group_by(*columns, bucket, UsageRecord.source)
+        )
+
+    statement: Any = raw(window.filters())
+    # Tenants: whole hours from the rollup when no bucket boundary cuts an
+    # hour (every zone with a whole-hour offset), the window's ends from the
+    # records. Otherwise, and for users, from the records alone.
+    cut = split(window, rollups.HOUR)
+    if (
+        owner is Owner.TENANT
+        and cut.inner is not None
+        and all(rollups.hour_of(b) == b for b in boundaries[1:-1])
+    ):
+        table, rollup_columns, clauses = _rollup_filters(owner, keys, cut.inner)
+        hour_bucket = bucket_start(table.c.hour, boundaries, unit, zone_name)
+        statement = (
+            select(
+                *rollup_columns,
+                hour_bucket,
+                table.c.source,
+                credit_sum(table.c.credits),
+                cast(func.sum(table.c.records), BigInteger),
+            )
+            .where(*clauses)
+            .group_by(*rollup_columns, hour_bucket, table.c.source)
+        )
+        edge = cut.edge_filter()
+        if edge is not None:
+            statement = union_all(statement, raw([edge]))
     sums: dict[Hashable, list[Summary]] = {
         key: [Summary() for _ in boundaries[:-1]] for key in keys
     }
@@ -322,15 +459,38 @@ async def users_pages(
     first: int,
     offset: int,
 ) -> dict[str, Page[tuple[str, str]]]:
-    """Each tenant's users (with usage in the window, or all when it is open)."""
+    """Each tenant's users (with usage in the window, or all when it is open).
+
+    Credits per user come from the user-day rollup for the window's whole
+    days and from the records for its ragged ends.
+    """
+    cut = split(window, rollups.DAY)
+    parts: list[Any] = []
+    if cut.inner is not None:
+        table = UserDayUsage.__table__
+        clauses = [
+            table.c.tenant_id.in_(list(tenant_ids)),
+            table.c.records > 0,
+            *_time_range(table.c.day, cut.inner),
+        ]
+        parts.append(
+            select(table.c.tenant_id, table.c.user_id, table.c.credits).where(*clauses)
+        )
+    edge = cut.edge_filter()
+    if edge is not None:
+        parts.append(
+            select(
+                UsageRecord.tenant_id, UsageRecord.user_id, UsageRecord.credits
+            ).where(UsageRecord.tenant_id.in_(list(tenant_ids)), edge)
+        )
+    rows = _union(parts).subquery("rows")
     agg = (
         select(
-            UsageRecord.tenant_id.label("tenant_id"),
-            UsageRecord.user_id.label("user_id"),
-            credit_sum(UsageRecord.credits).label("credits"),
+            rows.c.tenant_id.label("tenant_id"),
+            rows.c.user_id.label("user_id"),
+            credit_sum(rows.c.credits).label("credits"),
         )
-        .where(UsageRecord.tenant_id.in_(list(tenant_ids)), *window.filters())
-        .group_by(UsageRecord.tenant_id, UsageRecord.user_id)
+        .group_by(rows.c.tenant_id, rows.c.user_id)
         .subquery("agg")
     )
     if window.is_open:

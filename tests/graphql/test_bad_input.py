@@ -506,7 +506,7 @@ class TestUnexpectedFailure:
     ) -> None:
         caplog.set_level(logging.ERROR, logger="service.graphql")
         response = await registered.post(
-            'query { tenant(id: "t1") { credits { total } } }',
+            'query { interaction(id: "i1") { credits { total } } }',
         )
         body = response.json()
         [error] = body["errors"]

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.db.session import Database
+from service.usage import rollups
 from tests.fixtures.app import GraphQLClient
 
 pytestmark = pytest.mark.asyncio
@@ -90,6 +91,8 @@ async def seed(db: Database, tenants: int, users: int, interactions: int) -> Non
     async with db.write() as session:
         for model, values in rows.items():
             await session.execute(insert(model), values)
+        # Bulk-loaded past UsageService, so the rollups are summed afterwards.
+        await rollups.rebuild(session)
 
 
 class StatementsGrew(AssertionError):
