@@ -247,5 +247,5 @@ class IngestionMutation:
         return IngestResult(
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,
-            records=[UsageRecord.from_model(r) for r in outcome.records],
+            stored=outcome.records,
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -28,6 +29,18 @@ class TimeRange:
     def window(self) -> TimeWindow:
         """The validated range."""
         return args.window("range", self.from_, self.to)
+
+
+def _time_range_from_input(
+    cls: type[TimeRange], value: Mapping[str, Any], _context: object
+) -> TimeRange:
+    # A dashboard converts the same range for every row it lists; strawberry's
+    # generic conversion re-resolves the fields' annotations each time
+    # (graphql-core has already parsed both DateTime values).
+    return cls(from_=value.get("from"), to=value.get("to"))
+
+
+TimeRange.__strawberry_definition__.from_input = _time_range_from_input  # type: ignore[attr-defined]
 
 
 def _window(value: TimeRange | None) -> TimeWindow:
@@ -428,6 +441,9 @@ class IngestResult:
     duplicates: int = strawberry.field(
         description="Records already stored with the same credits (redeliveries)."
     )
-    records: list[UsageRecord] = strawberry.field(
-        description="Every record of the batch, in input order."
-    )
+    stored: strawberry.Private[list[RecordRow]]
+
+    @strawberry.field(description="Every record of the batch, in input order.")
+    def records(self) -> list[UsageRecord]:
+        # Built only when selected: most batch senders ask for the counts.
+        return [UsageRecord.from_model(row) for row in self.stored]

@@ -194,6 +194,54 @@ async def _read_add_write(
     await connection.execute(statement, values)
 
 
+# PostgreSQL: sums of the records matching {where}, added to the rollups.
+_ADD_TENANT_HOURS = (
+    "INSERT INTO usage_tenant_hours (tenant_id, hour, source, credits, records)"
+    " SELECT tenant_id, date_trunc('hour', created_at, 'UTC'), source,"
+    " sum(credits), count(*) FROM usage_records WHERE tenant_id IS NOT NULL"
+    " AND {where} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    " ON CONFLICT (tenant_id, hour, source) DO UPDATE SET"
+    " credits = usage_tenant_hours.credits + excluded.credits,"
+    " records = usage_tenant_hours.records + excluded.records"
+)
+_ADD_USER_DAYS = (
+    "INSERT INTO usage_user_days (tenant_id, day, user_id, source, credits, records)"
+    " SELECT tenant_id, date_trunc('day', created_at, 'UTC'), user_id, source,"
+    " sum(credits), count(*) FROM usage_records WHERE tenant_id IS NOT NULL"
+    " AND {where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    " ON CONFLICT (tenant_id, day, user_id, source) DO UPDATE SET"
+    " credits = usage_user_days.credits + excluded.credits,"
+    " records = usage_user_days.records + excluded.records"
+)
+
+
+async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Count records this transaction inserted into their owners' rollups.
+
+    On PostgreSQL the sums are taken from the inserted rows by the database
+    (by primary key), which keeps the work off the API process's one core.
+    """
+    registered = [row for row in rows if row["tenant_id"] is not None]
+    if not registered:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        where = "id = ANY(CAST(:ids AS uuid[]))"
+        ids = {"ids": [row["id"] for row in registered]}
+        await session.execute(text(_ADD_TENANT_HOURS.format(where=where)), ids)
+        await session.execute(text(_ADD_USER_DAYS.format(where=where)), ids)
+        return
+    deltas = Deltas()
+    for row in registered:
+        deltas.add(
+            row["tenant_id"],
+            row["user_id"],
+            row["created_at"],
+            row["source"],
+            row["credits"],
+        )
+    await apply(session, deltas)
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -204,24 +252,8 @@ async def rebuild(session: AsyncSession) -> None:
     await session.execute(TenantHourUsage.__table__.delete())  # type: ignore[attr-defined]
     await session.execute(UserDayUsage.__table__.delete())  # type: ignore[attr-defined]
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text(
-                "INSERT INTO usage_tenant_hours"
-                " (tenant_id, hour, source, credits, records)"
-                " SELECT tenant_id, date_trunc('hour', created_at, 'UTC'), source,"
-                " sum(credits), count(*) FROM usage_records"
-                " WHERE tenant_id IS NOT NULL GROUP BY 1, 2, 3"
-            )
-        )
-        await session.execute(
-            text(
-                "INSERT INTO usage_user_days"
-                " (tenant_id, day, user_id, source, credits, records)"
-                " SELECT tenant_id, date_trunc('day', created_at, 'UTC'), user_id,"
-                " source, sum(credits), count(*) FROM usage_records"
-                " WHERE tenant_id IS NOT NULL GROUP BY 1, 2, 3, 4"
-            )
-        )
+        await session.execute(text(_ADD_TENANT_HOURS.format(where="true")))
+        await session.execute(text(_ADD_USER_DAYS.format(where="true")))
         return
     deltas = Deltas()
     rows = await session.stream(

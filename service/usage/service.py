@@ -158,20 +158,10 @@ class UsageService:
                 )
                 stored[key] = old
         # Last, so the hot rollup rows stay locked only until the commit.
-        deltas = rollups.Deltas()
-        for row in rows:
-            if (
-                row["tenant_id"] is not None
-                and (row["source"], row["external_id"]) in inserted
-            ):
-                deltas.add(
-                    row["tenant_id"],
-                    row["user_id"],
-                    row["created_at"],
-                    row["source"],
-                    row["credits"],
-                )
-        await rollups.apply(session, deltas)
+        await rollups.add_inserted(
+            session,
+            [row for row in rows if (row["source"], row["external_id"]) in inserted],
+        )
         records = [stored[(u.source.value, u.external_id)] for u in batch]
         accepted = len(inserted)
         return IngestOutcome(
