@@ -198,6 +198,29 @@ class UsageRepository:
         """Move each interaction's last_usage_at forward to the given instant."""
         if not latest:
             return
+        if self._dialect() == "postgresql":
+            # Two statements instead of one per interaction: lock the rows in
+            # id order (concurrent batches share the interaction locks, so
+            # their updates must not take rows in different orders), then
+            # update them all at once.
+            ids = sorted(latest)
+            await self.session.execute(
+                text(
+                    "SELECT 1 FROM interactions WHERE id = ANY(CAST(:ids AS text[]))"
+                    " ORDER BY id FOR UPDATE"
+                ),
+                {"ids": ids},
+            )
+            await self.session.execute(
+                text(
+                    "UPDATE interactions AS i SET last_usage_at = v.at"
+                    " FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[]))"
+                    " AS v(id, at) WHERE i.id = v.id"
+                    " AND (i.last_usage_at IS NULL OR i.last_usage_at < v.at)"
+                ),
+                {"ids": ids, "ats": [latest[i] for i in ids]},
+            )
+            return
         table = Interaction.__table__
         assert isinstance(table, Table)
         statement = (
