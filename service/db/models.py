@@ -5,7 +5,9 @@ a tenant and user. For fast aggregates the record also carries a copy of that
 tenant and user (NULL while the interaction is unregistered). The copy is
 written only by `UsageService`, under a per-interaction lock, in the same
 transaction as the record or the (re-)registration, so it never drifts
-(tests/usage/test_totals_property.py checks this).
+(tests/usage/test_totals_property.py checks this). The rollup tables
+(usage_tenant_hours, usage_user_days) are kept the same way, by
+service.usage.rollups.
 """
 
 from __future__ import annotations
