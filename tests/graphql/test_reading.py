@@ -419,6 +419,42 @@ class TestInteractions:
         assert empty["tenant"]["interactions"]["pageInfo"]["hasNextPage"] is True
         assert empty["tenant"]["interactions"]["nodes"] == []
 
+    async def test_listed_credits_equal_a_direct_lookup(
+        self, gql: GraphQLClient
+    ) -> None:
+        # Credits of listed interactions (batched per page) equal what
+        # interaction(id:) reads on its own, per source.
+        await self._setup(gql)
+        await ingest(
+            gql,
+            ("DOCUMENT", "iB", "b2", "2.25", "2025-02-21T00:00:00Z"),
+            ("TRANSCRIPT", "iB", "b3", "0.000000001", "2025-02-01T00:00:00Z"),
+            ("TRANSCRIPT", "iB", "b4", "7", "2025-03-01T00:00:00Z"),
+        )
+        fields = "total stream transcript document records"
+        listed = await gql.data(
+            'query($r: TimeRange) { tenant(id: "t1") {'
+            " interactions(range: $r) { nodes { id"
+            f" credits(range: $r) {{ {fields} }} }} }} }} }}",
+            {"r": FEB},
+        )
+        nodes = listed["tenant"]["interactions"]["nodes"]
+        assert [n["id"] for n in nodes] == ["iB", "iE", "iA"]
+        for node in nodes:
+            direct = await gql.data(
+                "query($i: ID!, $r: TimeRange) { interaction(id: $i) {"
+                f" credits(range: $r) {{ {fields} }} }} }}",
+                {"i": node["id"], "r": FEB},
+            )
+            assert node["credits"] == direct["interaction"]["credits"]
+        assert nodes[0]["credits"] == {
+            "total": "3.250000001",
+            "stream": "1",
+            "transcript": "0.000000001",
+            "document": "2.25",
+            "records": 3,
+        }
+
     async def test_without_range_unused_interactions_sort_by_created_at(
         self, gql: GraphQLClient
     ) -> None:
