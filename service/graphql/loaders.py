@@ -17,7 +17,15 @@ from strawberry.dataloader import DataLoader
 from service.db.models import Interaction, Job, UsageRecord
 from service.db.session import Database
 from service.usage import queries
-from service.usage.queries import Bucket, Owner, Page, Summary, TimeWindow, UserOrder
+from service.usage.queries import (
+    Bucket,
+    InteractionRow,
+    Owner,
+    Page,
+    Summary,
+    TimeWindow,
+    UserOrder,
+)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -99,7 +107,7 @@ class Loaders:
             session: AsyncSession,
             params: tuple[Owner, TimeWindow, int, int],
             keys: list[Any],
-        ) -> dict[Any, Page[Interaction]]:
+        ) -> dict[Any, Page[InteractionRow]]:
             owner, window, first, offset = params
             return await queries.interactions_pages(
                 session, owner, keys, window, first, offset
@@ -135,7 +143,7 @@ class Loaders:
         self.users: DataLoader[Any, Page[tuple[str, str]]] = _grouped_loader(
             db, users, _empty_page
         )
-        self.interactions: DataLoader[Any, Page[Interaction]] = _grouped_loader(
+        self.interactions: DataLoader[Any, Page[InteractionRow]] = _grouped_loader(
             db, interactions, _empty_page
         )
         self.interaction_counts: DataLoader[Any, int] = _grouped_loader(

@@ -13,7 +13,15 @@ from service.db import models
 from service.graphql import args
 from service.graphql.context import Info
 from service.graphql.enums import Granularity
-from service.usage.queries import Bucket, Owner, Page, Summary, TimeWindow, UserOrder
+from service.usage.queries import (
+    Bucket,
+    InteractionRow,
+    Owner,
+    Page,
+    Summary,
+    TimeWindow,
+    UserOrder,
+)
 from service.usage.records import RecordRow, Source
 
 
@@ -312,7 +320,7 @@ class Interaction:
     user_id: strawberry.Private[str]
 
     @classmethod
-    def from_model(cls, row: models.Interaction) -> Interaction:
+    def from_model(cls, row: models.Interaction | InteractionRow) -> Interaction:
         """Map a database row."""
         return cls(
             id=strawberry.ID(row.id),

@@ -101,6 +101,24 @@ class Summary:
         return sum(self.by_source.values(), ZERO)
 
 
+@dataclass(frozen=True, slots=True)
+class InteractionRow:
+    """A listed interaction: plain columns, no ORM instance (lists are long)."""
+
+    id: str
+    tenant_id: str
+    user_id: str
+    created_at: datetime
+
+
+INTERACTION_COLUMNS = (
+    Interaction.id,
+    Interaction.tenant_id,
+    Interaction.user_id,
+    Interaction.created_at,
+)
+
+
 @dataclass(frozen=True)
 class Bucket:
     """One time bucket [start, end) and its credits."""
@@ -550,7 +568,7 @@ async def interactions_pages(
     window: TimeWindow,
     first: int,
     offset: int,
-) -> dict[Hashable, Page[Interaction]]:
+) -> dict[Hashable, Page[InteractionRow]]:
     """Each owner's interactions, newest usage first (see contract.md).
 
     On PostgreSQL a page of a range is read per owner (LATERAL, LIMIT), which
@@ -606,14 +624,15 @@ async def interactions_pages(
         func.count().over(partition_by=partition).label("total"),
     ).subquery("ranked")
     statement = (
-        select(Interaction, ranked.c.total)
+        select(*INTERACTION_COLUMNS, ranked.c.total)
         .join(ranked, ranked.c.id == Interaction.id)
         .where(ranked.c.rn > offset, ranked.c.rn <= offset + first)
         .order_by(ranked.c.rn)
     )
-    items: dict[Hashable, list[Interaction]] = defaultdict(list)
+    items: dict[Hashable, list[InteractionRow]] = defaultdict(list)
     totals: dict[Hashable, int] = {}
-    for interaction, total in await session.execute(statement):
+    for *columns, total in await session.execute(statement):
+        interaction = InteractionRow(*columns)
         key: Hashable = (
             (interaction.tenant_id, interaction.user_id)
             if owner is Owner.USER
@@ -660,7 +679,7 @@ async def _interaction_pages_lateral(
     window: TimeWindow,
     first: int,
     offset: int,
-) -> dict[Hashable, Page[Interaction]]:
+) -> dict[Hashable, Page[InteractionRow]]:
     owners = _owner_keys(owner, keys)
     matches = [UsageRecord.tenant_id == owners.c.tenant_id]
     if owner is Owner.USER:
@@ -676,22 +695,23 @@ async def _interaction_pages_lateral(
         .lateral("page")
     )
     statement = (
-        select(Interaction)
+        select(*INTERACTION_COLUMNS)
         .select_from(owners)
         .join(page, true())
         .join(Interaction, Interaction.id == page.c.interaction_id)
         # The page's own order (the database's collation for equal times).
         .order_by(page.c.last_usage.desc(), page.c.interaction_id.desc())
     )
-    found: dict[Hashable, list[Interaction]] = defaultdict(list)
-    for interaction in (await session.execute(statement)).scalars():
+    found: dict[Hashable, list[InteractionRow]] = defaultdict(list)
+    for row in await session.execute(statement):
+        interaction = InteractionRow(*row)
         key: Hashable = (
             (interaction.tenant_id, interaction.user_id)
             if owner is Owner.USER
             else interaction.tenant_id
         )
         found[key].append(interaction)
-    pages: dict[Hashable, Page[Interaction]] = {}
+    pages: dict[Hashable, Page[InteractionRow]] = {}
     for key in keys:
         rows = found.get(key, [])
         pages[key] = Page(
