@@ -454,6 +454,23 @@ class TestInteractions:
             "document": "2.25",
             "records": 3,
         }
+        # Credits over another range than the page's, and through a fragment.
+        other = await gql.data(
+            'query($r: TimeRange) { tenant(id: "t1") {'
+            " interactions(range: $r) { ...page } } }"
+            " fragment page on InteractionConnection { nodes { id"
+            " all: credits { total records } feb: credits(range: $r) { total } } }",
+            {"r": FEB},
+        )
+        totals = {
+            n["id"]: (n["all"], n["feb"]["total"])
+            for n in other["tenant"]["interactions"]["nodes"]
+        }
+        assert totals == {
+            "iB": ({"total": "10.250000001", "records": 4}, "3.250000001"),
+            "iE": ({"total": "1", "records": 1}, "1"),
+            "iA": ({"total": "2", "records": 2}, "1"),
+        }
 
     async def test_without_range_unused_interactions_sort_by_created_at(
         self, gql: GraphQLClient
