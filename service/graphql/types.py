@@ -188,7 +188,7 @@ async def _interactions(
         page_info=PageInfo.of(result),  # type: ignore[arg-type]
         owner=owner,
         key=key,
-        window=params[1],
+        window=window,
         counted=result.total,
     )
 
