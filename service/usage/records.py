@@ -1,14 +1,27 @@
-"""Plain values passed between the GraphQL layer, the worker and the service."""
+"""Plain values passed between the GraphQL layer, the worker and the service,
+and how long lists of keys are cut into IN-lists."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from service.db.models import UsageRecord
+
+# Keys per IN-list when rows are looked up (a key may take several bound
+# parameters; SQLite and asyncpg allow about 32,000).
+LOOKUP_CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """`items` in consecutive slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class Source(StrEnum):

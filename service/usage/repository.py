@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,13 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.usage import rollups
-
-LOOKUP_CHUNK = 500
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+from service.usage.records import LOOKUP_CHUNK, chunks
 
 
 class UsageRepository:
@@ -137,7 +131,7 @@ class UsageRepository:
     ) -> dict[str, tuple[str, str]]:
         """(tenant, user) of every registered interaction among `interaction_ids`."""
         found: dict[str, tuple[str, str]] = {}
-        for chunk in _chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
+        for chunk in chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
             result = await self.session.execute(
                 select(
                     Interaction.id, Interaction.tenant_id, Interaction.user_id
@@ -266,7 +260,7 @@ class UsageRepository:
     ) -> dict[tuple[str, str], UsageRecord]:
         """Stored records for the given (source, external_id) keys."""
         found: dict[tuple[str, str], UsageRecord] = {}
-        for chunk in _chunks(list(keys), LOOKUP_CHUNK):
+        for chunk in chunks(list(keys), LOOKUP_CHUNK):
             result = await self.session.execute(
                 select(UsageRecord).where(
                     tuple_(UsageRecord.source, UsageRecord.external_id).in_(list(chunk))

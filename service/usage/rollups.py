@@ -19,7 +19,8 @@ credits are padded text, see service.db.types).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,10 +30,10 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import TenantHourUsage, UsageRecord, UserDayUsage
+from service.usage.records import LOOKUP_CHUNK, chunks
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-LOOKUP_CHUNK = 300
 
 TenantHourKey = tuple[str, datetime, str]  # tenant, hour, source
 UserDayKey = tuple[str, datetime, str, str]  # tenant, day, user, source
@@ -80,91 +81,103 @@ class Deltas:
         return bool(self.tenant_hours or self.user_days)
 
 
+@dataclass(frozen=True)
+class _Rollup:
+    """One rollup table: its key columns (PostgreSQL array types) and how a
+    record's key is computed in SQL from usage_records."""
+
+    model: type[TenantHourUsage | UserDayUsage]
+    keys: tuple[tuple[str, str], ...]
+    from_record: str
+
+    @property
+    def table(self) -> str:
+        return self.model.__tablename__
+
+    def upsert(self, select_sql: str) -> str:
+        """Add the (key..., credits, records) rows of `select_sql` (PostgreSQL)."""
+        keys = ", ".join(name for name, _ in self.keys)
+        return (
+            f"INSERT INTO {self.table} ({keys}, credits, records) {select_sql}"
+            f" ON CONFLICT ({keys}) DO UPDATE SET"
+            f" credits = {self.table}.credits + excluded.credits,"
+            f" records = {self.table}.records + excluded.records"
+        )
+
+    def from_records(self, where: str) -> str:
+        """Upsert of the sums of the registered records matching `where`."""
+        order = ", ".join(str(n + 1) for n in range(len(self.keys)))
+        return self.upsert(
+            f"SELECT {self.from_record}, sum(credits), count(*) FROM usage_records"
+            f" WHERE tenant_id IS NOT NULL AND {where}"
+            f" GROUP BY {order} ORDER BY {order}"
+        )
+
+
+# Always in this order, keys sorted within each: every writer takes the row
+# locks in the same order.
+_ROLLUPS = (
+    _Rollup(
+        TenantHourUsage,
+        (("tenant_id", "text"), ("hour", "timestamptz"), ("source", "text")),
+        "tenant_id, date_trunc('hour', created_at, 'UTC'), source",
+    ),
+    _Rollup(
+        UserDayUsage,
+        (
+            ("tenant_id", "text"),
+            ("day", "timestamptz"),
+            ("user_id", "text"),
+            ("source", "text"),
+        ),
+        "tenant_id, date_trunc('day', created_at, 'UTC'), user_id, source",
+    ),
+)
+
+
 async def apply(session: AsyncSession, deltas: Deltas) -> None:
     """Add the deltas to the rollup rows (creating missing ones)."""
     if not deltas:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        await _apply_postgresql(session, deltas)
-    else:
-        await _apply_sqlite(session, deltas)
-
-
-async def _apply_postgresql(session: AsyncSession, deltas: Deltas) -> None:
-    # Tenant hours first, then user days, each in key order: every writer
-    # takes the row locks in the same order.
-    hours = sorted(deltas.tenant_hours.items())
-    await session.execute(
-        text(
-            "INSERT INTO usage_tenant_hours (tenant_id, hour, source, credits, records)"
-            " SELECT * FROM unnest(CAST(:tenants AS text[]),"
-            " CAST(:hours AS timestamptz[]), CAST(:sources AS text[]),"
-            " CAST(:credits AS numeric[]), CAST(:records AS bigint[]))"
-            " ORDER BY 1, 2, 3"
-            " ON CONFLICT (tenant_id, hour, source) DO UPDATE SET"
-            " credits = usage_tenant_hours.credits + excluded.credits,"
-            " records = usage_tenant_hours.records + excluded.records"
-        ),
-        {
-            "tenants": [key[0] for key, _ in hours],
-            "hours": [key[1] for key, _ in hours],
-            "sources": [key[2] for key, _ in hours],
-            "credits": [value[0] for _, value in hours],
-            "records": [value[1] for _, value in hours],
-        },
-    )
-    days = sorted(deltas.user_days.items())
-    await session.execute(
-        text(
-            "INSERT INTO usage_user_days"
-            " (tenant_id, day, user_id, source, credits, records)"
-            " SELECT * FROM unnest(CAST(:tenants AS text[]),"
-            " CAST(:days AS timestamptz[]), CAST(:users AS text[]),"
-            " CAST(:sources AS text[]), CAST(:credits AS numeric[]),"
-            " CAST(:records AS bigint[]))"
-            " ORDER BY 1, 2, 3, 4"
-            " ON CONFLICT (tenant_id, day, user_id, source) DO UPDATE SET"
-            " credits = usage_user_days.credits + excluded.credits,"
-            " records = usage_user_days.records + excluded.records"
-        ),
-        {
-            "tenants": [key[0] for key, _ in days],
-            "days": [key[1] for key, _ in days],
-            "users": [key[2] for key, _ in days],
-            "sources": [key[3] for key, _ in days],
-            "credits": [value[0] for _, value in days],
-            "records": [value[1] for _, value in days],
-        },
-    )
-
-
-async def _apply_sqlite(session: AsyncSession, deltas: Deltas) -> None:
-    await _read_add_write(
-        session,
-        TenantHourUsage,
-        ["tenant_id", "hour", "source"],
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    changes_per_rollup: tuple[dict[Any, list[Any]], ...] = (
         deltas.tenant_hours,
-    )
-    await _read_add_write(
-        session,
-        UserDayUsage,
-        ["tenant_id", "day", "user_id", "source"],
         deltas.user_days,
     )
+    for rollup, changes in zip(_ROLLUPS, changes_per_rollup, strict=True):
+        if postgresql:
+            await _add_postgresql(session, rollup, changes)
+        else:
+            await _read_add_write(session, rollup, changes)
+
+
+async def _add_postgresql(
+    session: AsyncSession, rollup: _Rollup, changes: dict[Any, list[Any]]
+) -> None:
+    items = sorted(changes.items())
+    arrays = [f"CAST(:k{n} AS {kind}[])" for n, (_, kind) in enumerate(rollup.keys)]
+    arrays += ["CAST(:credits AS numeric[])", "CAST(:records AS bigint[])"]
+    order = ", ".join(str(n + 1) for n in range(len(rollup.keys)))
+    params: dict[str, list[Any]] = {
+        f"k{n}": [key[n] for key, _ in items] for n in range(len(rollup.keys))
+    }
+    params["credits"] = [value[0] for _, value in items]
+    params["records"] = [value[1] for _, value in items]
+    select_sql = f"SELECT * FROM unnest({', '.join(arrays)}) ORDER BY {order}"
+    await session.execute(text(rollup.upsert(select_sql)), params)
 
 
 async def _read_add_write(
-    session: AsyncSession,
-    model: type[TenantHourUsage | UserDayUsage],
-    names: list[str],
-    deltas: dict[Any, list[Any]],
+    session: AsyncSession, rollup: _Rollup, changes: dict[Any, list[Any]]
 ) -> None:
-    table = model.__table__
+    """SQLite: read the rows, add exactly in Python, write the sums back."""
+    table = rollup.model.__table__
     assert isinstance(table, Table)
+    names = [name for name, _ in rollup.keys]
     columns = [table.c[name] for name in names]
-    keys = sorted(deltas)
+    keys = sorted(changes)
     current: dict[Any, tuple[Decimal, int]] = {}
-    for chunk in _chunks(keys, LOOKUP_CHUNK):
+    for chunk in chunks(keys, LOOKUP_CHUNK):
         rows = await session.execute(
             select(*columns, table.c.credits, table.c.records).where(
                 tuple_(*columns).in_(list(chunk))
@@ -174,7 +187,7 @@ async def _read_add_write(
     values = []
     for key in keys:
         credits, records = current.get(key, (Decimal(0), 0))
-        delta = deltas[key]
+        delta = changes[key]
         values.append(
             {
                 **dict(zip(names, key, strict=True)),
@@ -194,27 +207,6 @@ async def _read_add_write(
     await connection.execute(statement, values)
 
 
-# PostgreSQL: sums of the records matching {where}, added to the rollups.
-_ADD_TENANT_HOURS = (
-    "INSERT INTO usage_tenant_hours (tenant_id, hour, source, credits, records)"
-    " SELECT tenant_id, date_trunc('hour', created_at, 'UTC'), source,"
-    " sum(credits), count(*) FROM usage_records WHERE tenant_id IS NOT NULL"
-    " AND {where} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    " ON CONFLICT (tenant_id, hour, source) DO UPDATE SET"
-    " credits = usage_tenant_hours.credits + excluded.credits,"
-    " records = usage_tenant_hours.records + excluded.records"
-)
-_ADD_USER_DAYS = (
-    "INSERT INTO usage_user_days (tenant_id, day, user_id, source, credits, records)"
-    " SELECT tenant_id, date_trunc('day', created_at, 'UTC'), user_id, source,"
-    " sum(credits), count(*) FROM usage_records WHERE tenant_id IS NOT NULL"
-    " AND {where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-    " ON CONFLICT (tenant_id, day, user_id, source) DO UPDATE SET"
-    " credits = usage_user_days.credits + excluded.credits,"
-    " records = usage_user_days.records + excluded.records"
-)
-
-
 async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Count records this transaction inserted into their owners' rollups.
 
@@ -225,10 +217,10 @@ async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     if not registered:
         return
     if session.get_bind().dialect.name == "postgresql":
-        where = "id = ANY(CAST(:ids AS uuid[]))"
         ids = {"ids": [row["id"] for row in registered]}
-        await session.execute(text(_ADD_TENANT_HOURS.format(where=where)), ids)
-        await session.execute(text(_ADD_USER_DAYS.format(where=where)), ids)
+        for rollup in _ROLLUPS:
+            statement = rollup.from_records("id = ANY(CAST(:ids AS uuid[]))")
+            await session.execute(text(statement), ids)
         return
     deltas = Deltas()
     for row in registered:
@@ -242,18 +234,13 @@ async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     await apply(session, deltas)
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 async def rebuild(session: AsyncSession) -> None:
     """Recompute both rollups from the records (after a bulk load)."""
-    await session.execute(TenantHourUsage.__table__.delete())  # type: ignore[attr-defined]
-    await session.execute(UserDayUsage.__table__.delete())  # type: ignore[attr-defined]
+    for rollup in _ROLLUPS:
+        await session.execute(text(f"DELETE FROM {rollup.table}"))
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(_ADD_TENANT_HOURS.format(where="true")))
-        await session.execute(text(_ADD_USER_DAYS.format(where="true")))
+        for rollup in _ROLLUPS:
+            await session.execute(text(rollup.from_records("true")))
         return
     deltas = Deltas()
     rows = await session.stream(
