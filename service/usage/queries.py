@@ -110,6 +110,10 @@ class InteractionRow:
     user_id: str
     created_at: datetime
 
+    def key(self, owner: Owner) -> Hashable:
+        """The key of its tenant or user, as the page loaders use it."""
+        return (self.tenant_id, self.user_id) if owner is Owner.USER else self.tenant_id
+
 
 INTERACTION_COLUMNS = (
     Interaction.id,
@@ -633,11 +637,7 @@ async def interactions_pages(
     totals: dict[Hashable, int] = {}
     for *columns, total in await session.execute(statement):
         interaction = InteractionRow(*columns)
-        key: Hashable = (
-            (interaction.tenant_id, interaction.user_id)
-            if owner is Owner.USER
-            else interaction.tenant_id
-        )
+        key = interaction.key(owner)
         items[key].append(interaction)
         totals[key] = total
     missing = [k for k in keys if k not in totals]
@@ -705,12 +705,7 @@ async def _interaction_pages_lateral(
     found: dict[Hashable, list[InteractionRow]] = defaultdict(list)
     for row in await session.execute(statement):
         interaction = InteractionRow(*row)
-        key: Hashable = (
-            (interaction.tenant_id, interaction.user_id)
-            if owner is Owner.USER
-            else interaction.tenant_id
-        )
-        found[key].append(interaction)
+        found[interaction.key(owner)].append(interaction)
     pages: dict[Hashable, Page[InteractionRow]] = {}
     for key in keys:
         rows = found.get(key, [])
