@@ -6,4 +6,8 @@ import os
 
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.app"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.app",
+    "tests.fixtures.corti",
+]

@@ -12,8 +12,7 @@ from service.corti import CortiAuthError, CortiClient
 from service.corti.auth import TokenProvider
 from service.corti.schemas import TokenResponse
 from service.sandbox.testing import SandboxControl
-
-from .conftest import MakeCorti
+from tests.fixtures.corti import MakeCorti
 
 
 def _answer(value: str, expires_in: int = 300) -> TokenResponse:

@@ -20,8 +20,7 @@ from service.corti import (
     RetryPolicy,
 )
 from service.sandbox.testing import SandboxControl
-
-from .conftest import MakeCorti, audio
+from tests.fixtures.corti import MakeCorti, audio
 
 
 async def _statuses(control: SandboxControl, suffix: str) -> list[int]:

@@ -22,8 +22,7 @@ from service.corti.schemas import (
     parse_json,
 )
 from service.sandbox.testing import SandboxControl
-
-from .conftest import audio
+from tests.fixtures.corti import audio
 
 
 def test_parse_json_keeps_decimals_exact() -> None:

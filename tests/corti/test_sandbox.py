@@ -16,8 +16,7 @@ import pytest
 import pytest_asyncio
 
 from service.sandbox.testing import SandboxControl, SandboxServer
-
-from .conftest import audio
+from tests.fixtures.corti import audio
 
 
 @pytest_asyncio.fixture

@@ -23,8 +23,7 @@ from service.corti import (
     StreamTimeouts,
 )
 from service.sandbox.testing import SandboxControl, SandboxServer
-
-from .conftest import audio
+from tests.fixtures.corti import audio
 
 
 class TestClientStream:

@@ -1,7 +1,7 @@
-"""Fixtures for job and worker tests: the Corti sandbox, a fast worker, helpers.
+"""Fixtures for job and worker tests: a fast worker, helpers.
 
-The sandbox runs on a real loopback port (its own thread and event loop); the
-worker runs in-process as an asyncio task with short leases and backoffs, and
+The Corti sandbox (tests/fixtures/corti.py) runs on a real loopback port (its
+own thread and event loop); the worker runs in-process as an asyncio task with short leases and backoffs, and
 the API is the session's uvicorn server (`server`, `gql`).
 """
 
@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -21,17 +21,12 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from service.config import Settings
-from service.corti import CortiClient, PollPolicy, RetryPolicy
+from service.corti import CortiClient
 from service.db.models import Job, JobAudioChunk, UsageRecord
 from service.db.session import Database
-from service.sandbox.state import AUDIO_BYTES_PER_SECOND
-from service.sandbox.testing import SandboxControl, SandboxServer
+from service.sandbox.testing import SandboxControl
 from service.worker.runner import Publisher, Worker
 from tests.fixtures.app import GraphQLClient
-
-TENANT = "base"
-FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05, max_retry_after=0.05)
-FAST_POLL = PollPolicy(initial_delay=0.05, max_delay=0.2, timeout=10)
 
 CREATE = """
 mutation($in: CreateInteractionInput!) {
@@ -59,11 +54,6 @@ query($id: ID!) {
 }"""
 
 
-def audio(seconds: float) -> bytes:
-    """Silence of the given length in the sandbox's assumed format (32 kB/s)."""
-    return b"\x00" * int(seconds * AUDIO_BYTES_PER_SECOND)
-
-
 def worker_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings for a fast test worker."""
     values: dict[str, Any] = {
@@ -79,50 +69,14 @@ def worker_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[SandboxServer]:
-    """The Corti sandbox on 127.0.0.1 and a free port, for the session."""
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest_asyncio.fixture
-async def control(sandbox: SandboxServer) -> AsyncIterator[SandboxControl]:
-    """The sandbox's control endpoints, after a reset (fresh ledger, no faults)."""
-    control = sandbox.control()
-    await control.reset()
-    yield control
-    await control.aclose()
-
-
-MakeCorti = Callable[..., CortiClient]
-
-
 @pytest.fixture
-def make_corti(sandbox: SandboxServer, control: SandboxControl) -> MakeCorti:
-    """Build a `CortiClient` for the sandbox; keyword arguments override."""
-
-    def make(**options: Any) -> CortiClient:
-        values: dict[str, Any] = {
-            **sandbox.client_options(),
-            "tenant_name": TENANT,
-            "client_id": "worker-test",
-            "client_secret": "worker-secret",
-            "timeout": 2.0,
-            "retry": FAST_RETRY,
-            "poll": FAST_POLL,
-            **options,
-        }
-        return CortiClient(**values)
-
-    return make
-
-
-@pytest_asyncio.fixture
-async def corti(make_corti: MakeCorti) -> AsyncIterator[CortiClient]:
-    """A Corti client on the freshly reset sandbox."""
-    async with make_corti() as client:
-        yield client
+def corti_options() -> dict[str, Any]:
+    """Worker tests' Corti client: its own credentials and a shorter timeout."""
+    return {
+        "client_id": "worker-test",
+        "client_secret": "worker-secret",
+        "timeout": 2.0,
+    }
 
 
 RunWorker = Callable[..., Any]

@@ -22,11 +22,11 @@ from service.db.session import Database
 from service.jobs import queue
 from service.sandbox.testing import SandboxControl, SandboxServer
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.corti import audio
 from tests.worker.conftest import (
     TRANSCRIPT,
     RunWorker,
     assert_billed_once,
-    audio,
     audio_rows,
     job_of,
     new_interaction,

@@ -20,14 +20,13 @@ from service.usage.records import RecordOutcome, UsageIn
 from service.usage.service import usage_service
 from service.worker import runner
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.corti import MakeCorti, audio
 from tests.worker.conftest import (
     JOB,
     STREAM,
     TRANSCRIPT,
-    MakeCorti,
     RunWorker,
     assert_billed_once,
-    audio,
     audio_rows,
     job_of,
     new_interaction,

@@ -14,14 +14,13 @@ from service.db.models import Job, UsageRecord
 from service.db.session import Database
 from service.sandbox.testing import SandboxControl
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.corti import MakeCorti, audio
 from tests.worker.conftest import (
     JOB,
     STREAM,
     TRANSCRIPT,
-    MakeCorti,
     RunWorker,
     assert_billed_once,
-    audio,
     audio_rows,
     job_of,
     new_interaction,
