@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from service.db.session import Database
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.seed import INGEST
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,9 +31,6 @@ DOCUMENT = """
 mutation($in: DocumentUsageInput!) { recordDocumentUsage(input: $in) { id } }
 """
 STREAM = "mutation($in: StreamUsageInput!) { recordStreamUsage(input: $in) { id } }"
-INGEST = """
-mutation($r: [UsageRecordInput!]!) { ingestUsage(records: $r) { accepted } }
-"""
 STORED = """
 { tenants { totalCount }
   tenant(id: "t1") { credits { total records } } }

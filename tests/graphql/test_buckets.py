@@ -8,6 +8,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.seed import INGEST
 
 pytestmark = pytest.mark.asyncio
 
@@ -16,9 +17,6 @@ mutation($i: ID!, $t: ID!, $u: ID!) {
   registerInteraction(input: {interactionId: $i, tenantId: $t, userId: $u,
                               createdAt: "2024-01-01T00:00:00Z"}) { id }
 }"""
-INGEST = """
-mutation($r: [UsageRecordInput!]!) { ingestUsage(records: $r) { accepted } }
-"""
 USAGE = """
 query($r: TimeRange!, $g: Granularity!, $z: String!) {
   tenant(id: "t1") {

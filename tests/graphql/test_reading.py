@@ -8,18 +8,10 @@ from typing import Any
 import pytest
 
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.seed import INGEST, REGISTER
 
 pytestmark = pytest.mark.asyncio
 
-REGISTER = """
-mutation($i: ID!, $t: ID!, $u: ID!, $at: DateTime) {
-  registerInteraction(input: {interactionId: $i, tenantId: $t, userId: $u, createdAt: $at}) {
-    id
-  }
-}"""
-INGEST = """
-mutation($r: [UsageRecordInput!]!) { ingestUsage(records: $r) { accepted } }
-"""
 SUMMARY = "total stream transcript document records"
 ZERO = {"total": "0", "stream": "0", "transcript": "0", "document": "0", "records": 0}
 
