@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 
@@ -97,6 +99,24 @@ class Connection:
     ) -> tuple[int, bytes]:
         """Build and send one request."""
         return await self.send(self.prepare(method, path, body, headers))
+
+
+async def drive(
+    connections: Sequence[Connection],
+    client: Callable[[Connection], Awaitable[None]],
+) -> float:
+    """Run `client` on every connection at once; seconds until all finished.
+
+    The connections are closed afterwards, whatever happened.
+    """
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(client(c) for c in connections))
+    finally:
+        elapsed = time.perf_counter() - started
+        for connection in connections:
+            await connection.close()
+    return elapsed
 
 
 def graphql_body(query: str, variables: dict[str, Any]) -> bytes:

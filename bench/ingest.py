@@ -34,7 +34,7 @@ from bench.config import (
     Target,
     asyncpg_dsn,
 )
-from bench.http import Connection, graphql_body, graphql_data
+from bench.http import Connection, drive, graphql_body, graphql_data
 from bench.server import Server, cpu_seconds, load_average
 from bench.stats import latency
 from service.db.base import new_uuid
@@ -276,13 +276,7 @@ async def _api_round(
             result = graphql_data(status, body)["ingestUsage"]
             accepted += result["accepted"]
 
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(client(c) for c in connections))
-    finally:
-        elapsed = time.perf_counter() - started
-        for connection in connections:
-            await connection.close()
+    elapsed = await drive(connections, client)
     return elapsed, latencies, accepted
 
 

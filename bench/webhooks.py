@@ -8,7 +8,6 @@ of the answer. Requests are built and signed before the clock starts.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import uuid
@@ -17,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.config import DATA_END, Target
-from bench.http import Connection, GraphQLError, graphql_body, graphql_data
+from bench.http import Connection, GraphQLError, drive, graphql_body, graphql_data
 from bench.ingest import register_writes_interactions, writes_interactions
 from bench.server import Server, cpu_seconds, load_average
 from bench.stats import latency
@@ -75,13 +74,7 @@ async def _send_all(
             except GraphQLError as error:
                 errors.append(str(error))
 
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(client(c) for c in connections))
-    finally:
-        elapsed = time.perf_counter() - started
-        for connection in connections:
-            await connection.close()
+    elapsed = await drive(connections, client)
     return elapsed, latencies, errors
 
 
