@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from service.config import Settings
 from service.db.models import Interaction, Tenant, UsageRecord, User
@@ -312,7 +312,16 @@ async def test_postgresql_statement_timeout(
     full = await data(api, query, key=key)
     assert len(full["tenant"]["usage"]) == 744
     settings = Settings(database_url=database_url, statement_timeout_ms=5)
-    async with other_server(settings) as http:
+    # The totals come from small rollup tables and can answer within 5 ms, so
+    # another transaction holds the usage tables: the request's statement waits
+    # for the lock, and waiting counts towards statement_timeout.
+    async with other_server(settings) as http, db.write() as blocker:
+        await blocker.execute(
+            text(
+                "LOCK TABLE usage_records, usage_tenant_hours, usage_user_days"
+                " IN ACCESS EXCLUSIVE MODE"
+            )
+        )
         response = await post(http, query, key=key)
         body = response.json()
         assert "INTERNAL" in [e["extensions"]["code"] for e in body["errors"]], body
