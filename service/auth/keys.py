@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth.principal import Principal, Role
 from service.db.base import utcnow
 from service.db.models import ApiKey
-from service.usage.validation import check_id
+from service.validation import check_id
 
 KEY_PREFIX = "cul"
 

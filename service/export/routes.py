@@ -37,7 +37,7 @@ from service.graphql.scalars import parse_datetime
 from service.graphql.view import _authenticate
 from service.usage.queries import TimeWindow
 from service.usage.records import Source
-from service.usage.validation import check_id, check_range, check_time_zone
+from service.validation import check_id, check_range, check_time_zone
 
 BATCH_ROWS = 1000
 MAX_CONCURRENT = 4

@@ -9,7 +9,7 @@ from datetime import datetime
 from service.db.timebuckets import TooManyBuckets, edges, zone
 from service.errors import BadUserInput
 from service.usage.queries import TimeWindow
-from service.usage.validation import check_id, check_range, check_time_zone
+from service.validation import check_id, check_range, check_time_zone
 
 MAX_PAGE = 100
 MAX_BUCKETS = 1000

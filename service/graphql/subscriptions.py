@@ -21,7 +21,7 @@ from service.graphql.types import UsageRecord
 from service.live.events import UsageEvent
 from service.live.feed import UsageFeed
 from service.usage.records import Source
-from service.usage.validation import check_id
+from service.validation import check_id
 
 
 async def authenticate_connection(context: Context) -> None:

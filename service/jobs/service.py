@@ -20,7 +20,7 @@ from service.db.models import Interaction, Job
 from service.errors import BadUserInput, Forbidden, NotFound
 from service.jobs.audio import Readable, pending_audio_bytes, store_audio
 from service.jobs.records import JobKind, JobState
-from service.usage.validation import check_id
+from service.validation import check_id
 
 ENCOUNTER_STATUSES: tuple[str, ...] = get_args(EncounterStatus)
 ENCOUNTER_TYPES: tuple[str, ...] = get_args(EncounterType)

@@ -22,7 +22,7 @@ from service.usage.records import (
     UsageIn,
 )
 from service.usage.repository import UsageRepository
-from service.usage.validation import check_credits, check_id
+from service.validation import check_credits, check_id
 
 MAX_BATCH = 10_000
 

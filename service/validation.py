@@ -1,4 +1,9 @@
-"""Input checks shared by the GraphQL mutations, the worker and exports."""
+"""Generic input checks (ids, credits, time zones, ranges), shared by every domain.
+
+Neutral on purpose: auth, usage, jobs, GraphQL and exports all import it, and it
+imports nothing above `service.db` and `service.errors`, so no domain depends on
+another for a syntax check.
+"""
 
 from __future__ import annotations
 
