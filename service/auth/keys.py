@@ -109,3 +109,11 @@ def _info(row: ApiKey) -> KeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
     )
+
+
+async def is_active(session: AsyncSession, key_id: uuid.UUID) -> bool:
+    """Whether the key exists and is not revoked (for re-checks of open sockets)."""
+    revoked = (
+        await session.execute(select(ApiKey.revoked_at).where(ApiKey.id == key_id))
+    ).first()
+    return revoked is not None and revoked[0] is None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from datetime import datetime
@@ -23,9 +22,16 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Send
 
+from service.auth.http import (
+    authenticate_request,
+    check_rate,
+    error_body,
+    error_headers,
+    http_status,
+)
 from service.auth.principal import Principal
 from service.db.session import Database
-from service.errors import AppError, BadUserInput, Forbidden, Unauthenticated
+from service.errors import AppError, BadUserInput, Forbidden
 from service.export import formats
 from service.export.queries import (
     ExportFilter,
@@ -34,7 +40,6 @@ from service.export.queries import (
     usage_records,
 )
 from service.graphql.scalars import parse_datetime
-from service.graphql.view import _authenticate
 from service.usage.queries import TimeWindow
 from service.usage.records import Source
 from service.validation import check_id, check_range, check_time_zone
@@ -45,18 +50,16 @@ MAX_CONCURRENT = 4
 STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
 
 FILTERS = ("tenant", "user", "interaction", "source", "from", "to")
-STATUS = {
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "BAD_USER_INPUT": 400,
-    "TOO_MANY_REQUESTS": 429,
-}
 
 
 class TooManyExports(AppError):
-    """The key's rate limit is spent, or every export slot is busy."""
+    """Every export slot is busy: HTTP 429 with Retry-After."""
 
-    code = "TOO_MANY_REQUESTS"
+    code = "FORBIDDEN"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, reason="EXPORTS_BUSY", retryAfter=retry_after)
 
 
 class _ClosingStream(StreamingResponse):
@@ -78,24 +81,10 @@ class _ClosingStream(StreamingResponse):
 
 
 def _error(error: AppError) -> Response:
-    status = STATUS.get(error.code, 500)
-    headers = {"Cache-Control": "no-store"}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
-    if status == 429:
-        headers["Retry-After"] = str(error.extensions.get("retryAfter", 5))
-    body = {
-        "errors": [
-            {
-                "message": error.message,
-                "extensions": {**error.extensions, "code": error.code},
-            }
-        ]
-    }
     return Response(
-        json.dumps(body),
-        status_code=status,
-        headers=headers,
+        json.dumps(error_body(error)),
+        status_code=http_status(error),
+        headers={"Cache-Control": "no-store", **error_headers(error)},
         media_type="application/json",
     )
 
@@ -229,17 +218,12 @@ class Exports:
     ) -> Response:
         db: Database = self.state.db
         try:
-            principal, auth_error = await _authenticate(
-                request, db, self.state.settings
+            principal = await authenticate_request(request, db, self.state.settings)
+            check_rate(
+                getattr(self.state, "rate_limiter", None),
+                principal,
+                request.client and request.client.host,
             )
-            if principal is None:
-                raise auth_error or Unauthenticated("an API key is required")
-            limiter = getattr(self.state, "rate_limiter", None)
-            if limiter is not None and (wait := limiter.take(principal.key_id)) > 0:
-                raise TooManyExports(
-                    f"rate limit of {limiter.per_minute} requests per minute exceeded",
-                    retryAfter=max(1, math.ceil(wait)),
-                )
             params = _params(request, allowed)
             statement, header, encode = build(scoped_filter(principal, params), params)
             if self.slots.locked():

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.exceptions import ConnectionRejectionError
 
-from service.auth import keys
-from service.errors import Forbidden
+from service.auth.http import authenticate_connection_params
+from service.errors import Forbidden, Unauthenticated
 from service.graphql.context import Context, Info
 from service.graphql.loaders import Loaders
 from service.graphql.types import UsageRecord
@@ -26,20 +26,12 @@ from service.validation import check_id
 
 async def authenticate_connection(context: Context) -> None:
     """Check the key of `connection_init`; raise ConnectionRejectionError if bad."""
-    params = context.connection_params or {}
-    header = next((v for k, v in params.items() if k.lower() == "authorization"), None)
-    if header is None:
-        if context.principal is not None:  # sent as a handshake header instead
-            return
-        raise ConnectionRejectionError({"message": "an API key is required"})
-    scheme, _, token = str(header).partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ConnectionRejectionError({"message": "use Authorization: Bearer <key>"})
-    async with context.db.read() as session:
-        principal = await keys.authenticate(session, token.strip())
-    if principal is None:
-        raise ConnectionRejectionError({"message": "unknown or revoked API key"})
-    context.principal = principal
+    try:
+        context.principal = await authenticate_connection_params(
+            context.db, context.connection_params or {}, context.principal
+        )
+    except Unauthenticated as error:
+        raise ConnectionRejectionError({"message": error.message}) from None
     context.auth_error = None
 
 

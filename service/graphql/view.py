@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +15,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
-from service.auth import keys, webhooks
-from service.auth.principal import Principal, Role
+from service.auth.http import (
+    authenticate_request,
+    check_rate,
+    error_headers,
+    http_status,
+)
+from service.auth.principal import Principal
 from service.config import Settings
 from service.dashboard import routes as dashboard
 from service.db.session import Database
@@ -26,7 +30,6 @@ from service.graphql.context import Context
 from service.graphql.loaders import Loaders
 from service.graphql.subscriptions import authenticate_connection
 from service.logs import request_id_var
-from service.ratelimit import RateLimiter
 
 log = logging.getLogger("service.http")
 
@@ -117,8 +120,12 @@ class GraphQLView(GraphQL[Context, None]):
         settings: Settings = self.state.settings
         request.state.sub_response = response
         request_id = request_id_var.get() or ""
+        principal: Principal | None = None
+        error: AppError | None = None
         try:
-            principal, error = await _authenticate(request, db, settings)
+            principal = await authenticate_request(request, db, settings)
+        except AppError as refused:
+            error = refused
         except Exception:
             # E.g. the database is down: INTERNAL with a request id, like any
             # unexpected error, rather than a bare 500 page.
@@ -157,33 +164,18 @@ class GraphQLView(GraphQL[Context, None]):
 
         Every operation, introspection included, needs a valid key.
         """
-        if context.principal is None:
-            error = context.auth_error or Unauthenticated("an API key is required")
-            if error.code == "INTERNAL":
-                sub_response.status_code = 500
-            else:
-                sub_response.status_code = 401
-                sub_response.headers["WWW-Authenticate"] = 'Bearer realm="corti-usage"'
-            return _failure(error.message, code=error.code, **error.extensions)
-        limiter: RateLimiter | None = self.state.rate_limiter
-        if limiter is not None:
-            principal = context.principal
-            identity = principal.key_id or (
-                "webhook",
+        try:
+            if context.principal is None:
+                raise context.auth_error or Unauthenticated("an API key is required")
+            check_rate(
+                self.state.rate_limiter,
+                context.principal,
                 request.client and request.client.host,
             )
-            wait = limiter.take(identity)
-            if wait > 0:
-                retry_after = max(1, math.ceil(wait))
-                sub_response.status_code = 429
-                sub_response.headers["Retry-After"] = str(retry_after)
-                return _failure(
-                    f"rate limit of {limiter.per_minute} requests per minute exceeded; "
-                    f"retry after {retry_after} s",
-                    code="FORBIDDEN",
-                    reason="RATE_LIMITED",
-                    retryAfter=retry_after,
-                )
+        except AppError as error:
+            sub_response.status_code = http_status(error)
+            sub_response.headers.update(error_headers(error))
+            return _failure(error.message, code=error.code, **error.extensions)
         timeout = context.settings.request_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
@@ -218,33 +210,3 @@ def _failure(message: str, *, code: str, **extensions: Any) -> ExecutionResult:
         data=None,
         errors=[GraphQLError(message, extensions={"code": code, **extensions})],
     )
-
-
-async def _authenticate(
-    request: Request, db: Database, settings: Settings
-) -> tuple[Principal | None, AppError | None]:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None, Unauthenticated("use Authorization: Bearer <key>")
-        async with db.read() as session:
-            principal = await keys.authenticate(session, token.strip())
-        if principal is None:
-            return None, Unauthenticated("unknown or revoked API key")
-        return principal, None
-    signature = request.headers.get("x-webhook-signature")
-    # Only HTTP requests have a body to sign (a WebSocket has none).
-    if (
-        signature
-        and settings.webhook_secret is not None
-        and isinstance(request, Request)
-    ):
-        secrets = [
-            s.strip() for s in settings.webhook_secret.get_secret_value().split(",")
-        ]
-        body = await request.body()
-        if webhooks.verify(signature, body, [s for s in secrets if s]):
-            return Principal(role=Role.INGEST, webhook=True), None
-        return None, Unauthenticated("invalid or expired webhook signature")
-    return None, Unauthenticated("an API key is required (Authorization: Bearer <key>)")
