@@ -71,7 +71,7 @@ class _Cost:
         args: dict[str, Any],
     ) -> int:
         name = node.name.value
-        if name == "nodes" and parent.name.endswith("Connection"):
+        if name in ("nodes", "edges") and parent.name.endswith("Connection"):
             return 1  # already multiplied by the connection field's `first`
         if name == "usage" and "range" in args:
             return self._buckets(args)

@@ -16,6 +16,7 @@ from strawberry.dataloader import DataLoader
 
 from service.db.models import Interaction, Job, UsageRecord
 from service.db.session import Database
+from service.jobs.reads import jobs_by_id
 from service.usage import queries
 from service.usage.queries import (
     Bucket,
@@ -136,7 +137,7 @@ class Loaders:
             return dict(await queries.interactions_by_id(session, keys))
 
         async def jobs(session: AsyncSession, keys: list[Any]) -> dict[Any, Any]:
-            return dict(await queries.jobs_by_id(session, keys))
+            return dict(await jobs_by_id(session, keys))
 
         self.summary: DataLoader[Any, Summary] = _grouped_loader(db, summaries, Summary)
         self.buckets: DataLoader[Any, list[Bucket]] = _grouped_loader(db, buckets, list)

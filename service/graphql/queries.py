@@ -15,7 +15,6 @@ from service.graphql.types import (
     AfterArg,
     FirstArg,
     Interaction,
-    PageInfo,
     Tenant,
     TenantConnection,
 )
@@ -45,11 +44,8 @@ class Query:
             result = await queries.tenants_page(
                 session, caller.tenant_id, limit, offset
             )
-        return TenantConnection(
-            nodes=[Tenant(id=strawberry.ID(t)) for t in result.items],
-            page_info=PageInfo.of(result),  # type: ignore[arg-type]
-            total_count=result.counted,
-        )
+        nodes = [Tenant(id=strawberry.ID(t)) for t in result.items]
+        return TenantConnection.of(result, nodes)
 
     @strawberry.field(description="One tenant, or null if unknown or not visible.")
     async def tenant(

@@ -1,11 +1,13 @@
-"""GraphQL object types. Resolvers parse arguments and call loaders only."""
+"""The node types: tenants, users, interactions, usage records and their pages.
+
+Resolvers parse arguments and call loaders only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.types.nodes import FragmentSpread, InlineFragment, Selection
@@ -14,11 +16,21 @@ from service.db import models
 from service.graphql import args
 from service.graphql.context import Info
 from service.graphql.enums import Granularity
-from service.usage.queries import (
-    Bucket,
+from service.graphql.types.connections import Connection
+from service.graphql.types.credits import CreditSummary, UsageBucket
+from service.graphql.types.inputs import (
+    AfterArg,
+    BucketRangeArg,
+    FirstArg,
+    GranularityArg,
+    RangeArg,
+    TimeRange,
+    ZoneArg,
+    window_of,
+)
+from service.usage.queries.models import (
     InteractionRow,
     Owner,
-    Page,
     Summary,
     TimeWindow,
     UserOrder,
@@ -26,109 +38,11 @@ from service.usage.queries import (
 from service.usage.records import RecordRow, Source
 
 
-@strawberry.input(description="Half-open [from, to). Either end may be left out.")
-class TimeRange:
-    """A half-open time range."""
-
-    from_: datetime | None = strawberry.field(
-        name="from", default=None, description="Inclusive start."
-    )
-    to: datetime | None = strawberry.field(default=None, description="Exclusive end.")
-
-    def window(self) -> TimeWindow:
-        """The validated range."""
-        return args.window("range", self.from_, self.to)
-
-
-def _time_range_from_input(
-    cls: type[TimeRange], value: Mapping[str, Any], _context: object
-) -> TimeRange:
-    # A dashboard converts the same range for every row it lists; strawberry's
-    # generic conversion re-resolves the fields' annotations each time
-    # (graphql-core has already parsed both DateTime values).
-    return cls(from_=value.get("from"), to=value.get("to"))
-
-
-TimeRange.__strawberry_definition__.from_input = _time_range_from_input  # type: ignore[attr-defined]
-
-
-def _window(value: TimeRange | None) -> TimeWindow:
-    return value.window() if value is not None else TimeWindow()
-
-
-@strawberry.type(
-    description="Credits summed over usage records, in total and by source."
-)
-class CreditSummary:
-    """Exact credit totals."""
-
-    total: Decimal = strawberry.field(description="Credits from every source.")
-    stream: Decimal = strawberry.field(
-        description="Credits reported by /streams sessions."
-    )
-    transcript: Decimal = strawberry.field(
-        description="Credits reported on transcripts."
-    )
-    document: Decimal = strawberry.field(description="Credits reported on documents.")
-    records: int = strawberry.field(description="How many usage records were summed.")
-
-    @classmethod
-    def from_summary(cls, summary: Summary) -> CreditSummary:
-        """Map a query summary."""
-        return cls(
-            total=summary.total,
-            stream=summary.of(Source.STREAM),
-            transcript=summary.of(Source.TRANSCRIPT),
-            document=summary.of(Source.DOCUMENT),
-            records=summary.records,
-        )
-
-
-@strawberry.type(description="Credits of one time bucket [start, end).")
-class UsageBucket:
-    """A time bucket."""
-
-    start: datetime = strawberry.field(description="Bucket start (inclusive).")
-    end: datetime = strawberry.field(description="Bucket end (exclusive).")
-    credits: CreditSummary = strawberry.field(
-        description="Credits of usage inside both the bucket and the requested range."
-    )
-
-    @classmethod
-    def from_bucket(cls, bucket: Bucket) -> UsageBucket:
-        """Map a query bucket."""
-        return cls(
-            start=bucket.start,
-            end=bucket.end,
-            credits=CreditSummary.from_summary(bucket.credits),
-        )
-
-
-@strawberry.type(description="Where a page ends and whether more follow.")
-class PageInfo:
-    """Relay-style page information."""
-
-    has_next_page: bool = strawberry.field(description="Whether more nodes follow.")
-    end_cursor: str | None = strawberry.field(
-        description="Pass as `after` to get the next page; null for an empty page."
-    )
-
-    @classmethod
-    def of(cls, result: Page[object]) -> PageInfo:
-        """Page info for a page of results."""
-        end = (
-            args.encode_cursor(result.offset + len(result.items) - 1)
-            if result.items
-            else None
-        )
-        return cls(has_next_page=result.has_next, end_cursor=end)
-
-
 async def _credits(
     info: Info, owner: Owner, key: object, range: TimeRange | None
 ) -> CreditSummary:
     info.context.caller.require_read()
-    summary = await info.context.loaders.summary.load(((owner, _window(range)), key))
+    summary = await info.context.loaders.summary.load(((owner, window_of(range)), key))
     return CreditSummary.from_summary(summary)
 
 
@@ -170,11 +84,15 @@ async def _interactions(
 ) -> InteractionConnection:
     info.context.caller.require_read()
     limit, offset = args.page(first, after)
-    window = _window(range)
+    window = window_of(range)
     params = (owner, window, limit, offset)
     result = await info.context.loaders.interactions.load((params, key))
     nodes = [Interaction.from_model(row) for row in result.items]
-    if nodes and _asks_for(info.selected_fields[0].selections, ("nodes", "credits")):
+    selections = info.selected_fields[0].selections
+    if nodes and (
+        _asks_for(selections, ("nodes", "credits"))
+        or _asks_for(selections, ("edges", "node", "credits"))
+    ):
         # Fetch the nodes' credits over the page's range now (batched with the
         # other pages of this request), so Interaction.credits over that range
         # answers synchronously: a dashboard lists hundreds of them.
@@ -183,34 +101,10 @@ async def _interactions(
         )
         for node, summary in zip(nodes, summaries, strict=True):
             node.primed = (window, summary)
-    return InteractionConnection(
-        nodes=nodes,
-        page_info=PageInfo.of(result),  # type: ignore[arg-type]
-        owner=owner,
-        key=key,
-        window=window,
-        counted=result.total,
+    counts = info.context.loaders.interaction_counts
+    return InteractionConnection.of(
+        result, nodes, lambda: counts.load(((owner, window), key))
     )
-
-
-RANGE_DESCRIPTION = "Only usage records created inside this range."
-BUCKET_RANGE = "The range to cover; both ends are required."
-ZONE_DESCRIPTION = (
-    "IANA time zone in which buckets are aligned, e.g. Europe/Copenhagen."
-)
-FIRST_DESCRIPTION = "Page size, 0 to 100."
-AFTER_DESCRIPTION = "A cursor from pageInfo.endCursor."
-
-RangeArg = Annotated[
-    TimeRange | None, strawberry.argument(description=RANGE_DESCRIPTION)
-]
-BucketRangeArg = Annotated[TimeRange, strawberry.argument(description=BUCKET_RANGE)]
-GranularityArg = Annotated[
-    Granularity, strawberry.argument(description="Bucket width.")
-]
-ZoneArg = Annotated[str, strawberry.argument(description=ZONE_DESCRIPTION)]
-FirstArg = Annotated[int, strawberry.argument(description=FIRST_DESCRIPTION)]
-AfterArg = Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)]
 
 
 @strawberry.type(description="A customer's tenant: the top of the usage hierarchy.")
@@ -253,13 +147,10 @@ class Tenant:
     ) -> UserConnection:
         info.context.caller.require_read()
         limit, offset = args.page(first, after)
-        params = (_window(range), UserOrder(order_by), limit, offset)
+        params = (window_of(range), UserOrder(order_by), limit, offset)
         result = await info.context.loaders.users.load((params, str(self.id)))
-        return UserConnection(
-            nodes=[User(id=strawberry.ID(u), tenant_id=t) for t, u in result.items],
-            page_info=PageInfo.of(result),  # type: ignore[arg-type]
-            total_count=result.counted,
-        )
+        nodes = [User(id=strawberry.ID(u), tenant_id=t) for t, u in result.items]
+        return UserConnection.of(result, nodes)
 
     @strawberry.field(description="One user of this tenant, or null.")
     async def user(
@@ -368,7 +259,7 @@ class Interaction:
     def credits(self, info: Info, range: RangeArg = None) -> CreditSummary:
         # Synchronous when its page fetched them (see _interactions); else the
         # batched loader's awaitable, which graphql-core awaits.
-        if self.primed is not None and self.primed[0] == _window(range):
+        if self.primed is not None and self.primed[0] == window_of(range):
             info.context.caller.require_read()
             return CreditSummary.from_summary(self.primed[1])
         pending = _credits(info, Owner.INTERACTION, str(self.id), range)
@@ -429,62 +320,15 @@ class UsageRecord:
 
 
 @strawberry.type(description="A page of tenants.")
-class TenantConnection:
+class TenantConnection(Connection[Tenant]):
     """Tenants page."""
-
-    nodes: list[Tenant] = strawberry.field(description="The tenants of this page.")
-    page_info: PageInfo = strawberry.field(description="Paging information.")
-    total_count: int = strawberry.field(
-        description="How many tenants there are in all."
-    )
 
 
 @strawberry.type(description="A page of users.")
-class UserConnection:
+class UserConnection(Connection[User]):
     """Users page."""
-
-    nodes: list[User] = strawberry.field(description="The users of this page.")
-    page_info: PageInfo = strawberry.field(description="Paging information.")
-    total_count: int = strawberry.field(
-        description="How many users the list has in all."
-    )
 
 
 @strawberry.type(description="A page of interactions.")
-class InteractionConnection:
-    """Interactions page."""
-
-    nodes: list[Interaction] = strawberry.field(
-        description="The interactions of this page."
-    )
-    page_info: PageInfo = strawberry.field(description="Paging information.")
-    owner: strawberry.Private[Owner]
-    key: strawberry.Private[object]
-    window: strawberry.Private[TimeWindow]
-    counted: strawberry.Private[int | None]
-
-    @strawberry.field(description="How many interactions the list has in all.")
-    async def total_count(self, info: Info) -> int:
-        # Pages of a range are read without counting on PostgreSQL (see
-        # queries.interactions_pages); the count is one more batched
-        # statement, sent only when a client asks for it.
-        if self.counted is not None:
-            return self.counted
-        counts = info.context.loaders.interaction_counts
-        return await counts.load(((self.owner, self.window), self.key))
-
-
-@strawberry.type(description="The outcome of a batch ingestion.")
-class IngestResult:
-    """Batch result."""
-
-    accepted: int = strawberry.field(description="Records stored by this call.")
-    duplicates: int = strawberry.field(
-        description="Records already stored with the same credits (redeliveries)."
-    )
-    stored: strawberry.Private[list[RecordRow]]
-
-    @strawberry.field(description="Every record of the batch, in input order.")
-    def records(self) -> list[UsageRecord]:
-        # Built only when selected: most batch senders ask for the counts.
-        return [UsageRecord.from_model(row) for row in self.stored]
+class InteractionConnection(Connection[Interaction]):
+    """Interactions page; `totalCount` of a range is read only when asked for."""
