@@ -1,11 +1,11 @@
 """Corti API client: REST (`CortiClient`), `/streams` sessions and errors.
 
 This package is the only place that knows Corti's wire format
-(../shared/corti-api.md); everything else sees pydantic models with exact
+(docs/corti-api.md); everything else sees pydantic models with exact
 `Decimal` credits and the `CortiError` family.
 """
 
-from service.corti.client import CortiClient, PollPolicy, RetryPolicy
+from service.corti.client import CortiClient
 from service.corti.exceptions import (
     CortiAuthError,
     CortiBadRequest,
@@ -17,6 +17,7 @@ from service.corti.exceptions import (
     CortiStreamRefused,
     CortiUnavailable,
 )
+from service.corti.retry import RetryPolicy
 from service.corti.stream import (
     StreamConfig,
     StreamParticipantConfig,
@@ -25,6 +26,8 @@ from service.corti.stream import (
     StreamTimeouts,
     run_stream,
 )
+from service.corti.transcripts import PollPolicy
+from service.corti.transport import CortiTransport
 
 __all__ = [
     "CortiAuthError",
@@ -36,6 +39,7 @@ __all__ = [
     "CortiOutcomeUnknown",
     "CortiStreamDropped",
     "CortiStreamRefused",
+    "CortiTransport",
     "CortiUnavailable",
     "PollPolicy",
     "RetryPolicy",

@@ -4,16 +4,17 @@
         await session.send_audio(chunk)          # binary frames, ~250 ms each
         result = await session.end()             # credits from `usage`
 
-or in one call: `await run_stream(client, interaction_id, audio)`.
+or in one call: `await client.stream(interaction_id, audio)`
+(`run_stream(transport, ...)` underneath).
 
 The URL is `{wss}/interactions/{id}/streams?tenant-name=..&token=Bearer%20..`.
-Opening is retried like a REST call (401: one token refresh; 5xx/network:
-backoff), since nothing is billed before audio flows. Once audio is sent the
-session is never retried here: a close before the final `usage` message raises
-`CortiStreamDropped` (retryable) and the caller decides. A refusal of the config
-(`CONFIG_DENIED`, `CONFIG_MISSING`, `CONFIG_NOT_PROVIDED`, ...) raises
-`CortiStreamRefused` (not retryable) carrying Corti's reason. Every wait has a
-timeout (`StreamTimeouts`).
+Opening goes through `CortiTransport.connect`, retried like a REST call (401:
+one token refresh; 5xx/network: backoff), since nothing is billed before audio
+flows. Once audio is sent the session is never retried here: a close before
+the final `usage` message raises `CortiStreamDropped` (retryable) and the
+caller decides. A refusal of the config (`CONFIG_DENIED`, `CONFIG_MISSING`,
+`CONFIG_NOT_PROVIDED`, ...) raises `CortiStreamRefused` (not retryable)
+carrying Corti's reason. Every wait has a timeout (`StreamTimeouts`).
 """
 
 from __future__ import annotations
@@ -21,50 +22,46 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Self
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote
 
 from pydantic import ValidationError
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
+from service.corti import frames
 from service.corti.exceptions import (
     CortiError,
     CortiStreamDropped,
     CortiStreamRefused,
-    CortiUnavailable,
 )
-from service.corti.schemas import StreamFact, StreamTranscript, parse_json
+from service.corti.schemas import StreamFact, StreamTranscript
+from service.corti.stream_config import (
+    DEFAULT_CHUNK_BYTES,
+    AudioSource,
+    StreamConfig,
+    StreamParticipantConfig,
+    StreamResult,
+    StreamTimeouts,
+)
+from service.corti.transport import CortiTransport
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from service.corti.client import CortiClient
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "AudioSource",
+    "StreamConfig",
+    "StreamParticipantConfig",
+    "StreamResult",
+    "StreamSession",
+    "StreamTimeouts",
+    "run_stream",
+]
 
 logger = logging.getLogger(__name__)
-
-
-class _RedactToken(logging.Filter):
-    """Hide the `token=` query parameter in websockets' handshake debug lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = _TOKEN_IN_URL.sub(r"\1REDACTED", record.getMessage())
-            record.args = None
-        return True
-
-
-_TOKEN_IN_URL = re.compile(r"(token=)[^&\s]+")
-# websockets logs the request line (with the token) at DEBUG: give it our own
-# logger, which redacts it.
-_ws_logger = logging.getLogger(f"{__name__}.websocket")
-_ws_logger.addFilter(_RedactToken())
-
-AudioSource = bytes | AsyncIterable[bytes]
 
 _ACCEPTED = {"CONFIG_ACCEPTED", "CONFIG_ALREADY_RECEIVED"}
 _REFUSED = {
@@ -76,82 +73,18 @@ _REFUSED = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class StreamParticipantConfig:
-    """A channel and its role for the stream config."""
-
-    channel: int = 0
-    role: Literal["doctor", "patient", "multiple"] = "multiple"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamConfig:
-    """The `configuration` sent first on `/streams` (SDK 1.0.0 field names)."""
-
-    primary_language: str = "en"
-    mode: Literal["facts", "transcription"] = "facts"
-    output_locale: str | None = None
-    participants: tuple[StreamParticipantConfig, ...] = (StreamParticipantConfig(),)
-    is_diarization: bool = False
-    is_multichannel: bool = False
-    retention_policy: Literal["retain", "none"] | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        """The `{"type": "config", "configuration": ...}` message."""
-        mode: dict[str, Any] = {"type": self.mode}
-        if self.output_locale:
-            mode["outputLocale"] = self.output_locale
-        configuration: dict[str, Any] = {
-            "transcription": {
-                "primaryLanguage": self.primary_language,
-                "isDiarization": self.is_diarization,
-                "isMultichannel": self.is_multichannel,
-                "participants": [
-                    {"channel": p.channel, "role": p.role} for p in self.participants
-                ],
-            },
-            "mode": mode,
-        }
-        if self.retention_policy:
-            configuration["X-Corti-Retention-Policy"] = self.retention_policy
-        return {"type": "config", "configuration": configuration}
-
-
-@dataclass(frozen=True, slots=True)
-class StreamTimeouts:
-    """Seconds allowed for each wait of a stream session."""
-
-    open: float = 10.0
-    config: float = 15.0
-    send: float = 30.0
-    end: float = 120.0
-    close: float = 5.0
-
-
-@dataclass(slots=True)
-class StreamResult:
-    """What a finished stream reported; `credits` is the final `usage`."""
-
-    credits: Decimal
-    last_delta: Decimal | None = None
-    transcripts: list[StreamTranscript] = field(default_factory=list)
-    facts: list[StreamFact] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    ended: bool = False
-
-
 class StreamSession:
     """One `/streams` session; entering opens it and waits for CONFIG_ACCEPTED."""
 
     def __init__(
         self,
-        client: CortiClient,
+        transport: CortiTransport,
         interaction_id: str,
         config: StreamConfig | None = None,
         *,
         timeouts: StreamTimeouts | None = None,
     ) -> None:
-        self._client = client
+        self._transport = transport
         self.interaction_id = interaction_id
         self.config = config or StreamConfig()
         self.timeouts = timeouts or StreamTimeouts()
@@ -181,14 +114,6 @@ class StreamSession:
 
     # --- opening -------------------------------------------------------------
 
-    def _url(self, token: str) -> str:
-        query = urlencode(
-            {"tenant-name": self._client.tenant_name, "token": f"Bearer {token}"},
-            quote_via=quote,
-        )
-        interaction = quote(self.interaction_id, safe="")
-        return f"{self._client.wss_url}/interactions/{interaction}/streams?{query}"
-
     async def open(self) -> None:
         """Connect, send the config and wait for CONFIG_ACCEPTED."""
         self._ws = await self._connect()
@@ -200,45 +125,13 @@ class StreamSession:
         self._reader = asyncio.create_task(self._read_loop(self._ws))
 
     async def _connect(self) -> ClientConnection:
-        retry = self._client.retry
-        failures = 0
-        refreshed = False
-        what = f"/streams of interaction {self.interaction_id}"
-        while True:
-            token = await self._client.access_token()
-            try:
-                return await connect(
-                    self._url(token),
-                    open_timeout=self.timeouts.open,
-                    close_timeout=self.timeouts.close,
-                    max_size=2**22,
-                    logger=_ws_logger,
-                )
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status == 401 and not refreshed:
-                    self._client.invalidate_token(token)
-                    refreshed = True
-                    continue
-                error = CortiError.from_http(
-                    status,
-                    bytes(exc.response.body or b""),
-                    exc.response.headers,
-                    what=f"websocket {what}",
-                )
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
-                # str(exc) is safe; the URL with its token is not in it.
-                error = CortiUnavailable(f"cannot open {what}: {type(exc).__name__}")
-            if not error.retryable:
-                raise error
-            failures += 1
-            if failures >= retry.max_attempts:
-                raise error
-            delay = retry.delay(failures, error.retry_after)
-            logger.warning(
-                "Opening %s failed (%s); retrying in %.2fs", what, error, delay
-            )
-            await asyncio.sleep(delay)
+        interaction = quote(self.interaction_id, safe="")
+        return await self._transport.connect(
+            f"/interactions/{interaction}/streams",
+            what=f"/streams of interaction {self.interaction_id}",
+            open_timeout=self.timeouts.open,
+            close_timeout=self.timeouts.close,
+        )
 
     async def _configure(self, ws: ClientConnection) -> None:
         await asyncio.wait_for(
@@ -253,9 +146,9 @@ class StreamSession:
                 ) from exc
             except ConnectionClosed as exc:
                 raise CortiStreamDropped(
-                    f"stream closed before the config was accepted ({_close_text(exc)})"
+                    f"stream closed before the config was accepted ({frames.close_text(exc)})"
                 ) from exc
-            message = _decode(raw)
+            message = frames.decode(raw)
             kind = message.get("type")
             if kind in _ACCEPTED:
                 return
@@ -269,7 +162,7 @@ class StreamSession:
                 )
             if kind == "error":
                 self._record_error(message)
-                raise _stream_error(message, "before the config was accepted")
+                raise frames.stream_error(message, "before the config was accepted")
 
     # --- running -------------------------------------------------------------
 
@@ -353,9 +246,11 @@ class StreamSession:
         self, exc: ConnectionClosed | None = None, *, waiting_for: str = "usage"
     ) -> CortiError:
         if self._errors:
-            return _stream_error({"error": self._errors[-1]}, "and the stream closed")
+            return frames.stream_error(
+                {"error": self._errors[-1]}, "and the stream closed"
+            )
         if exc is not None:
-            note = _close_text(exc)
+            note = frames.close_text(exc)
         elif self._closed.is_set():
             note = self._close_note
         else:
@@ -365,10 +260,10 @@ class StreamSession:
     async def _read_loop(self, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
-                self._handle(_decode(raw))
-            self._close_note = _close_text_of(ws)
+                self._handle(frames.decode(raw))
+            self._close_note = frames.close_text_of(ws)
         except ConnectionClosed as exc:
-            self._close_note = _close_text(exc)
+            self._close_note = frames.close_text(exc)
         finally:
             self._closed.set()
 
@@ -385,9 +280,9 @@ class StreamSession:
                 facts = message.get("fact", message.get("data")) or []
                 self._facts.extend(StreamFact.model_validate(f) for f in facts)
             elif kind == "delta_usage":
-                self._last_delta = _credits(message)
+                self._last_delta = frames.credits(message)
             elif kind == "usage":
-                self._usage = _credits(message)
+                self._usage = frames.credits(message)
             elif kind == "ENDED":
                 self._ended.set()
             elif kind == "flushed":
@@ -407,77 +302,21 @@ class StreamSession:
 
 
 async def run_stream(
-    client: CortiClient,
+    transport: CortiTransport,
     interaction_id: str,
     audio: AudioSource,
     config: StreamConfig | None = None,
     *,
-    chunk_bytes: int | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     chunk_interval: float = 0.0,
     timeouts: StreamTimeouts | None = None,
 ) -> StreamResult:
     """Run a whole stream: config, audio in ~250 ms chunks, end, usage."""
-    size = chunk_bytes or client.stream_chunk_bytes
     async with StreamSession(
-        client, interaction_id, config, timeouts=timeouts
+        transport, interaction_id, config, timeouts=timeouts
     ) as session:
-        async for chunk in _chunks(audio, size):
+        async for chunk in frames.chunks(audio, chunk_bytes):
             await session.send_audio(chunk)
             if chunk_interval:
                 await asyncio.sleep(chunk_interval)
         return await session.end()
-
-
-async def _chunks(audio: AudioSource, size: int) -> AsyncIterator[bytes]:
-    """Cut bytes or an async byte stream into frames of `size` bytes."""
-    if isinstance(audio, bytes):
-        for start in range(0, len(audio), size):
-            yield audio[start : start + size]
-        return
-    pending = b""
-    async for piece in audio:
-        pending += piece
-        while len(pending) >= size:
-            yield pending[:size]
-            pending = pending[size:]
-    if pending:
-        yield pending
-
-
-def _decode(raw: str | bytes) -> dict[str, Any]:
-    try:
-        message = parse_json(raw)
-    except ValueError:
-        return {}
-    return message if isinstance(message, dict) else {}
-
-
-def _credits(message: dict[str, Any]) -> Decimal:
-    value = message.get("credits")
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise TypeError(f"credits must be a number, not {value!r}")
-    return Decimal(value)
-
-
-def _stream_error(message: dict[str, Any], when: str) -> CortiError:
-    error = message.get("error")
-    error = error if isinstance(error, dict) else {}
-    status = error.get("status")
-    detail = error.get("details") or error.get("detail") or error.get("title")
-    text = f"Corti stream error {when}: {detail or 'unknown'}"
-    if isinstance(status, int):
-        body = json.dumps({"detail": text}).encode()
-        return CortiError.from_http(status, body, {}, what="/streams")
-    return CortiStreamDropped(text, detail=str(detail) if detail else None)
-
-
-def _close_text(exc: ConnectionClosed) -> str:
-    frame = exc.rcvd
-    if frame is None:
-        return "no close frame"
-    return f"close code {frame.code}" + (f" {frame.reason}" if frame.reason else "")
-
-
-def _close_text_of(ws: ClientConnection) -> str:
-    code = ws.close_code
-    return "no close frame" if code is None else f"close code {code}"
