@@ -15,6 +15,7 @@ from strawberry.file_uploads import Upload
 
 from service.graphql.context import Info
 from service.graphql.jobs import Job
+from service.graphql.types import InputArg
 from service.jobs.service import (
     DocumentRequest,
     NewInteraction,
@@ -128,7 +129,7 @@ class JobMutation:
         )
     )
     async def create_interaction(
-        self, info: Info, input: CreateInteractionInput
+        self, info: Info, input: InputArg[CreateInteractionInput]
     ) -> Job:
         async with info.context.db.write() as session:
             row = await job_service.create_interaction(
@@ -152,7 +153,7 @@ class JobMutation:
         )
     )
     async def request_transcript(
-        self, info: Info, input: RequestTranscriptInput
+        self, info: Info, input: InputArg[RequestTranscriptInput]
     ) -> Job:
         async with _closing(input.audio), info.context.db.write() as session:
             row = await job_service.request_transcript(
@@ -175,7 +176,9 @@ class JobMutation:
     @strawberry.mutation(
         description="Queue a document generation and record its credits."
     )
-    async def request_document(self, info: Info, input: RequestDocumentInput) -> Job:
+    async def request_document(
+        self, info: Info, input: InputArg[RequestDocumentInput]
+    ) -> Job:
         async with info.context.db.write() as session:
             row = await job_service.request_document(
                 session,
@@ -195,7 +198,9 @@ class JobMutation:
             "of its final usage message, keyed by the job id."
         )
     )
-    async def request_stream(self, info: Info, input: RequestStreamInput) -> Job:
+    async def request_stream(
+        self, info: Info, input: InputArg[RequestStreamInput]
+    ) -> Job:
         async with _closing(input.audio), info.context.db.write() as session:
             row = await job_service.request_stream(
                 session,

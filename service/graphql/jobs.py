@@ -19,7 +19,10 @@ class Job:
 
     id: strawberry.ID = strawberry.field(description="Job id.")
     kind: str = strawberry.field(
-        description="createInteraction, requestTranscript, requestDocument or requestStream."
+        description=(
+            "What the job does: createInteraction, requestTranscript, "
+            "requestDocument or requestStream."
+        )
     )
     status: JobStatus = strawberry.field(description="Current state.")
     attempts: int = strawberry.field(

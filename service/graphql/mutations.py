@@ -12,7 +12,7 @@ import strawberry
 
 from service.errors import BadUserInput
 from service.graphql.context import Info
-from service.graphql.types import IngestResult, Interaction, UsageRecord
+from service.graphql.types import IngestResult, InputArg, Interaction, UsageRecord
 from service.live import new_records, publish_usage
 from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
@@ -153,7 +153,7 @@ class IngestionMutation:
         )
     )
     async def register_interaction(
-        self, info: Info, input: RegisterInteractionInput
+        self, info: Info, input: InputArg[RegisterInteractionInput]
     ) -> Interaction:
         with _input_fields():
             async with info.context.db.write() as session:
@@ -169,7 +169,7 @@ class IngestionMutation:
 
     @strawberry.mutation(description="Record a transcript's credits (idempotent).")
     async def record_transcript_usage(
-        self, info: Info, input: TranscriptUsageInput
+        self, info: Info, input: InputArg[TranscriptUsageInput]
     ) -> UsageRecord:
         return await _record(
             info,
@@ -186,7 +186,7 @@ class IngestionMutation:
 
     @strawberry.mutation(description="Record a document's credits (idempotent).")
     async def record_document_usage(
-        self, info: Info, input: DocumentUsageInput
+        self, info: Info, input: InputArg[DocumentUsageInput]
     ) -> UsageRecord:
         return await _record(
             info,
@@ -203,7 +203,7 @@ class IngestionMutation:
 
     @strawberry.mutation(description="Record a stream's final credits (idempotent).")
     async def record_stream_usage(
-        self, info: Info, input: StreamUsageInput
+        self, info: Info, input: InputArg[StreamUsageInput]
     ) -> UsageRecord:
         return await _record(
             info,

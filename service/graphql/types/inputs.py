@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 
 from service.graphql import args
 from service.graphql.enums import Granularity
 from service.usage.queries.models import TimeWindow
+
+T = TypeVar("T")
 
 
 @strawberry.input(description="Half-open [from, to). Either end may be left out.")
@@ -62,3 +64,7 @@ GranularityArg = Annotated[
 ZoneArg = Annotated[str, strawberry.argument(description=ZONE_DESCRIPTION)]
 FirstArg = Annotated[int, strawberry.argument(description=FIRST_DESCRIPTION)]
 AfterArg = Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)]
+# A mutation's one `input` argument (its fields are described on the input type).
+InputArg = Annotated[
+    T, strawberry.argument(description="The mutation's input; see its type.")
+]
