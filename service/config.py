@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     worker_shutdown_seconds: float = 30.0
     upload_dir: Path = Path("var/uploads")
 
+    # Outgoing webhooks (budget alerts).
+    webhook_allow_private_urls: bool = False
+    webhook_max_attempts: int = 8
+    webhook_timeout_seconds: float = 10.0
+
     @property
     def corti_base(self) -> str:
         """REST base URL, from the override or the environment."""

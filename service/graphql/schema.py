@@ -9,11 +9,12 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
+from service.graphql.budget_mutations import BudgetMutation, BudgetQuery
 from service.graphql.errors import ErrorCodes
 from service.graphql.job_mutations import JobMutation
 from service.graphql.limits import CostLimiter
 from service.graphql.mutations import IngestionMutation
-from service.graphql.queries import Query
+from service.graphql.queries import Query as UsageQuery
 from service.graphql.scalars import SCALAR_MAP
 from service.graphql.subscriptions import Subscription
 
@@ -22,8 +23,17 @@ MAX_ALIASES = 30
 MAX_TOKENS = 20_000
 
 
-@strawberry.type(description="Writing usage: ingestion and Corti calls.")
-class Mutation(IngestionMutation, JobMutation):
+@strawberry.type(
+    description="Reading usage: tenants, users, interactions, jobs and budgets."
+)
+class Query(UsageQuery, BudgetQuery):
+    """The root query type."""
+
+
+@strawberry.type(
+    description="Writing usage: ingestion, Corti calls, budgets and webhooks."
+)
+class Mutation(IngestionMutation, JobMutation, BudgetMutation):
     """The root mutation type."""
 
 

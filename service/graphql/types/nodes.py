@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry.types.nodes import FragmentSpread, InlineFragment, Selection
@@ -36,6 +36,11 @@ from service.usage.queries.models import (
     UserOrder,
 )
 from service.usage.records import RecordRow, Source
+
+if TYPE_CHECKING:
+    from service.graphql.budget_types import Budget
+
+BudgetRef = Annotated["Budget", strawberry.lazy("service.graphql.budget_types")]
 
 
 async def _credits(
@@ -183,6 +188,12 @@ class Tenant:
             info, Owner.TENANT, str(self.id), range, first, after
         )
 
+    @strawberry.field(description="The tenant's own and its users' budgets.")
+    async def budgets(self, info: Info) -> list[BudgetRef]:
+        from service.graphql.budget_types import budgets_of
+
+        return await budgets_of(info, str(self.id))
+
 
 @strawberry.type(description="A user of a tenant (the customer's own user id).")
 class User:
@@ -222,6 +233,12 @@ class User:
     ) -> InteractionConnection:
         key = (self.tenant_id, str(self.id))
         return await _interactions(info, Owner.USER, key, range, first, after)
+
+    @strawberry.field(description="The user's own budgets.")
+    async def budgets(self, info: Info) -> list[BudgetRef]:
+        from service.graphql.budget_types import budgets_of
+
+        return await budgets_of(info, self.tenant_id, str(self.id))
 
 
 @strawberry.type(description="A Corti interaction mapped to a tenant and user.")

@@ -1,0 +1,1 @@
+"""Budgets per tenant or user, threshold alerts and signed outgoing webhooks."""

@@ -1,0 +1,131 @@
+"""Deciding threshold alerts inside the transaction that writes the usage.
+
+A threshold t of a budget is crossed in a period when the period's
+`used.total >= limit * t / 100`. The decision runs in the writing transaction
+(of usage, of a move between owners, or of `setBudget`), after the records and
+rollups are written, under a lock per (budget, period) taken before the usage
+is read: of two writers whose records together cross a threshold, the second
+to take the lock sees the first's commit, so the alert is never missed; the
+UNIQUE (budget, period start, threshold) constraint makes it exactly one.
+Late usage counts in the period of its `createdAt` and alerts there. Alerts
+are never taken back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.budgets.models import Budget, BudgetAlert
+from service.budgets.periods import Window
+from service.budgets.repository import BudgetRepository, lock_key
+from service.budgets.status import used_in, window_at
+from service.db.types import credits_text
+
+
+class Owned(Protocol):
+    """A usage record as far as budgets care."""
+
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Crossed:
+    """A new alert and its budget."""
+
+    alert: BudgetAlert
+    budget: Budget
+
+    def payload(self) -> dict[str, Any]:
+        """The event body (decimals as strings, times in UTC with Z)."""
+        alert, budget = self.alert, self.budget
+        return {
+            "type": "budget.threshold_crossed",
+            "timestamp": _iso(alert.crossed_at),
+            "data": {
+                "alertId": str(alert.id),
+                "budgetId": str(budget.id),
+                "tenantId": budget.tenant_id,
+                "userId": budget.user_id,
+                "period": budget.period,
+                "periodStart": _iso(alert.period_start),
+                "periodEnd": _iso(alert.period_end),
+                "threshold": alert.threshold,
+                "limit": credits_text(budget.limit),
+                "used": credits_text(alert.used),
+                "crossedAt": _iso(alert.crossed_at),
+            },
+        }
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+async def evaluate(
+    session: AsyncSession, pairs: Sequence[tuple[Budget, datetime]], now: datetime
+) -> list[Crossed]:
+    """Insert the alerts that (budget, period containing the instant) now cross."""
+    unique: dict[tuple[Any, datetime], tuple[Budget, Window]] = {}
+    for budget, at in pairs:
+        if not budget.thresholds:
+            continue
+        window = window_at(budget, at)
+        unique.setdefault((budget.id, window.start), (budget, window))
+    if not unique:
+        return []
+    repo = BudgetRepository(session)
+    done = await repo.crossed(list(unique))
+    todo = [
+        (budget, window)
+        for (budget_id, start), (budget, window) in unique.items()
+        if any((budget_id, start, t) not in done for t in budget.thresholds)
+    ]
+    if not todo:
+        return []  # every threshold crossed already: no lock, no usage read
+    await repo.lock(lock_key("alerts", b.id, w.start) for b, w in todo)
+    done = await repo.crossed([(b.id, w.start) for b, w in todo])
+    used = await used_in(session, todo)
+    crossed: list[Crossed] = []
+    for (budget, window), summary in zip(todo, used, strict=True):
+        total = summary.total
+        for threshold in budget.thresholds:
+            if (budget.id, window.start, threshold) in done:
+                continue
+            if total * 100 < budget.limit * threshold:
+                break  # thresholds are sorted
+            alert = await repo.insert_alert(budget, window, threshold, now, total)
+            if alert is not None:
+                crossed.append(Crossed(alert, budget))
+    return crossed
+
+
+async def for_usage(
+    session: AsyncSession, records: Iterable[Owned], now: datetime
+) -> list[Crossed]:
+    """Alerts crossed by newly stored (or newly attributed) usage records."""
+    owned = [r for r in records if r.tenant_id is not None and r.user_id is not None]
+    if not owned:
+        return []
+    owners = sorted({(r.tenant_id or "", r.user_id or "") for r in owned})
+    budgets = await BudgetRepository(session).of_owners(owners)
+    if not budgets:
+        return []
+    by_tenant: dict[str, list[Budget]] = {}
+    for budget in budgets:
+        by_tenant.setdefault(budget.tenant_id, []).append(budget)
+    pairs: list[tuple[Budget, datetime]] = []
+    for record in owned:
+        for budget in by_tenant.get(record.tenant_id or "", []):
+            if budget.user_id is None or budget.user_id == record.user_id:
+                pairs.append((budget, record.created_at))
+    return await evaluate(session, pairs, now)

@@ -1,0 +1,254 @@
+"""SQL of the budgets domain. Only flushes; never commits."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.budgets.models import Budget, BudgetAlert, WebhookDelivery, WebhookEndpoint
+from service.budgets.periods import Window
+from service.db.base import new_uuid
+
+
+def lock_key(*parts: object) -> int:
+    """A signed 64-bit key for pg_advisory_xact_lock, from any parts."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class BudgetRepository:
+    """Budgets, alerts, endpoints and deliveries."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.session.get_bind().dialect.name
+
+    def _insert(self, table: Any) -> Any:
+        module = postgresql if self.dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    async def lock(self, keys: Iterable[int]) -> None:
+        """Transaction-scoped locks (PostgreSQL), taken in key order so two
+        writers never wait on each other crosswise. SQLite writers are
+        serialised already (BEGIN IMMEDIATE)."""
+        if self.dialect != "postgresql":
+            return
+        for key in sorted(set(keys)):
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": key}
+            )
+
+    # Budgets
+
+    async def by_owner(
+        self, tenant_id: str, user_id: str | None, period: str
+    ) -> Budget | None:
+        """The budget of (tenant, user, period), if set."""
+        result = await self.session.execute(
+            select(Budget)
+            .where(
+                Budget.tenant_id == tenant_id,
+                Budget.user_key == (user_id or ""),
+                Budget.period == period,
+            )
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def by_ids(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Budget]:
+        """Budgets by id."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(Budget).where(Budget.id.in_(list(ids)))
+        )
+        return {row.id: row for row in rows.scalars()}
+
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> list[Budget]:
+        """Every budget (tenant and user) of the given tenants."""
+        if not tenant_ids:
+            return []
+        rows = await self.session.execute(
+            select(Budget)
+            .where(Budget.tenant_id.in_(sorted(set(tenant_ids))))
+            .order_by(Budget.tenant_id, Budget.user_key, Budget.period)
+        )
+        return list(rows.scalars())
+
+    async def of_owners(self, owners: Sequence[tuple[str, str]]) -> list[Budget]:
+        """Budgets that usage of these (tenant, user) owners counts against:
+        each tenant's own and each user's."""
+        if not owners:
+            return []
+        tenants = sorted({t for t, _ in owners})
+        pairs = sorted(set(owners))
+        rows = await self.session.execute(
+            select(Budget).where(
+                Budget.tenant_id.in_(tenants),
+                or_(
+                    Budget.user_key == "",
+                    tuple_(Budget.tenant_id, Budget.user_key).in_(pairs),
+                ),
+            )
+        )
+        return list(rows.scalars())
+
+    async def delete_budget(self, budget_id: uuid.UUID) -> bool:
+        """Delete a budget and its alerts; True if it existed."""
+        await self.session.execute(
+            delete(BudgetAlert).where(BudgetAlert.budget_id == budget_id)
+        )
+        result = await self.session.execute(
+            delete(Budget).where(Budget.id == budget_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    # Alerts
+
+    async def insert_alert(
+        self,
+        budget: Budget,
+        window: Window,
+        threshold: int,
+        crossed_at: datetime,
+        used: Decimal,
+    ) -> BudgetAlert | None:
+        """The new alert, or None when this (budget, period, threshold) has one."""
+        alert_id = new_uuid()
+        result = await self.session.execute(
+            self._insert(BudgetAlert)
+            .values(
+                id=alert_id,
+                budget_id=budget.id,
+                period_start=window.start,
+                period_end=window.end,
+                threshold=threshold,
+                crossed_at=crossed_at,
+                used=used,
+            )
+            .on_conflict_do_nothing(
+                index_elements=["budget_id", "period_start", "threshold"]
+            )
+            .returning(BudgetAlert.id)
+        )
+        if result.scalar_one_or_none() is None:
+            return None
+        return BudgetAlert(
+            id=alert_id,
+            budget_id=budget.id,
+            period_start=window.start,
+            period_end=window.end,
+            threshold=threshold,
+            crossed_at=crossed_at,
+            used=used,
+        )
+
+    async def crossed(
+        self, pairs: Sequence[tuple[uuid.UUID, datetime]]
+    ) -> set[tuple[uuid.UUID, datetime, int]]:
+        """(budget, period start, threshold) of the alerts already stored."""
+        if not pairs:
+            return set()
+        wanted = set(pairs)
+        rows = await self.session.execute(
+            select(
+                BudgetAlert.budget_id, BudgetAlert.period_start, BudgetAlert.threshold
+            ).where(
+                BudgetAlert.budget_id.in_(sorted({b for b, _ in wanted})),
+                BudgetAlert.period_start.in_(sorted({s for _, s in wanted})),
+            )
+        )
+        return {(r[0], r[1], r[2]) for r in rows if (r[0], r[1]) in wanted}
+
+    async def alert(self, alert_id: uuid.UUID) -> BudgetAlert | None:
+        """One alert by id."""
+        return await self.session.get(BudgetAlert, alert_id)
+
+    # Endpoints and deliveries
+
+    async def endpoints_for(
+        self, tenant_id: str, event_type: str
+    ) -> list[WebhookEndpoint]:
+        """Enabled endpoints of `tenant_id` or of every tenant for `event_type`."""
+        rows = await self.session.execute(
+            select(WebhookEndpoint)
+            .where(
+                or_(
+                    WebhookEndpoint.tenant_id == tenant_id,
+                    WebhookEndpoint.tenant_id.is_(None),
+                ),
+                WebhookEndpoint.disabled_at.is_(None),
+            )
+            .order_by(WebhookEndpoint.id)
+        )
+        return [e for e in rows.scalars() if event_type in e.event_types]
+
+    async def endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
+        """One endpoint by id."""
+        return await self.session.get(
+            WebhookEndpoint, endpoint_id, populate_existing=True
+        )
+
+    async def endpoints(self, tenant_id: str | None) -> list[WebhookEndpoint]:
+        """Endpoints of one tenant (None: all), oldest first."""
+        statement = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
+        if tenant_id is not None:
+            statement = statement.where(WebhookEndpoint.tenant_id == tenant_id)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def delete_endpoint(self, endpoint_id: uuid.UUID) -> bool:
+        """Delete an endpoint and its deliveries; True if it existed."""
+        await self.session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        )
+        result = await self.session.execute(
+            delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def deliveries(
+        self, endpoint_ids: Sequence[uuid.UUID], first: int
+    ) -> dict[uuid.UUID, list[WebhookDelivery]]:
+        """The newest `first` deliveries of each endpoint."""
+        result: dict[uuid.UUID, list[WebhookDelivery]] = {e: [] for e in endpoint_ids}
+        if not endpoint_ids or first <= 0:
+            return result
+        ranked = (
+            select(
+                WebhookDelivery,
+                func.row_number()
+                .over(
+                    partition_by=WebhookDelivery.endpoint_id,
+                    order_by=(
+                        WebhookDelivery.created_at.desc(),
+                        WebhookDelivery.id.desc(),
+                    ),
+                )
+                .label("n"),
+            )
+            .where(WebhookDelivery.endpoint_id.in_(list(endpoint_ids)))
+            .subquery()
+        )
+        from sqlalchemy.orm import aliased
+
+        delivery = aliased(WebhookDelivery, ranked)
+        rows = await self.session.execute(
+            select(delivery)
+            .where(ranked.c.n <= first)
+            .order_by(ranked.c.endpoint_id, ranked.c.n)
+        )
+        for row in rows.scalars():
+            result[row.endpoint_id].append(row)
+        return result

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoint URLs, Standard Webhooks signatures, delivery."""
