@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,25 +50,26 @@ class Crossed:
         alert, budget = self.alert, self.budget
         return {
             "type": "budget.threshold_crossed",
-            "timestamp": _iso(alert.crossed_at),
+            "timestamp": iso(alert.crossed_at),
             "data": {
                 "alertId": str(alert.id),
                 "budgetId": str(budget.id),
                 "tenantId": budget.tenant_id,
                 "userId": budget.user_id,
                 "period": budget.period,
-                "periodStart": _iso(alert.period_start),
-                "periodEnd": _iso(alert.period_end),
+                "periodStart": iso(alert.period_start),
+                "periodEnd": iso(alert.period_end),
                 "threshold": alert.threshold,
                 "limit": credits_text(budget.limit),
                 "used": credits_text(alert.used),
-                "crossedAt": _iso(alert.crossed_at),
+                "crossedAt": iso(alert.crossed_at),
             },
         }
 
 
-def _iso(instant: datetime) -> str:
-    return instant.isoformat().replace("+00:00", "Z")
+def iso(instant: datetime) -> str:
+    """ISO-8601 in UTC with Z."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def evaluate(

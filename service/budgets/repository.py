@@ -87,6 +87,13 @@ class BudgetRepository:
         )
         return list(rows.scalars())
 
+    async def all_budgets(self) -> list[Budget]:
+        """Every budget, by tenant, user and period."""
+        rows = await self.session.execute(
+            select(Budget).order_by(Budget.tenant_id, Budget.user_key, Budget.period)
+        )
+        return list(rows.scalars())
+
     async def of_owners(self, owners: Sequence[tuple[str, str]]) -> list[Budget]:
         """Budgets that usage of these (tenant, user) owners counts against:
         each tenant's own and each user's."""

@@ -1,4 +1,4 @@
-"""GET /export/usage.csv, /export/usage.ndjson and /export/daily.csv.
+"""GET /export/usage.csv, /export/usage.ndjson, /export/daily.csv and /export/budgets.csv.
 
 The same API keys and tenant scope as GraphQL: no key is 401, an ingest key
 403, and a key bound to a tenant exports that tenant alone. Rows are streamed
@@ -30,6 +30,8 @@ from service.auth.http import (
     http_status,
 )
 from service.auth.principal import Principal
+from service.budgets import report as budget_report
+from service.db.base import utcnow
 from service.db.session import Database
 from service.errors import AppError, BadUserInput, Forbidden
 from service.export import formats
@@ -155,7 +157,40 @@ class Exports:
             Route("/export/usage.csv", self.usage_csv, methods=["GET"]),
             Route("/export/usage.ndjson", self.usage_ndjson, methods=["GET"]),
             Route("/export/daily.csv", self.daily_csv, methods=["GET"]),
+            Route("/export/budgets.csv", self.budgets_csv, methods=["GET"]),
         ]
+
+    async def budgets_csv(self, request: Request) -> Response:
+        """The quota consumption report: a row per budget and period (budgets/report.py)."""
+        db: Database = self.state.db
+        try:
+            principal = await authenticate_request(request, db, self.state.settings)
+            check_rate(
+                getattr(self.state, "rate_limiter", None),
+                principal,
+                request.client and request.client.host,
+            )
+            params = _params(request, ("tenant", "from", "to"))
+            where = scoped_filter(principal, params)
+            tenants = None if where.tenant_id is None else [where.tenant_id]
+            async with db.read() as session:
+                rows = await budget_report.rows(
+                    session, tenants, where.window.start, where.window.end, utcnow()
+                )
+        except AppError as error:
+            return _error(error)
+        body = formats.csv_header(budget_report.COLUMNS) + formats.csv_encoder(
+            lambda row: row
+        )(rows)
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": 'attachment; filename="budgets.csv"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     async def usage_csv(self, request: Request) -> Response:
         """One CSV line per usage record."""
