@@ -12,6 +12,7 @@ from service.config import get_settings
 from service.db import models  # noqa: F401 - registers the tables
 from service.db.base import Base
 from service.db.session import create_engine
+from service.webhooks import models as webhook_models  # noqa: F401 - registers the tables
 
 config = context.config
 target_metadata = Base.metadata

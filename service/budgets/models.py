@@ -4,8 +4,7 @@ A budget belongs to a tenant, or to one user inside it (`user_key` is the user
 id, or "" for a tenant budget, so one UNIQUE constraint covers both kinds).
 An alert is unique per (budget, period start, threshold): whichever writer
 inserts it first wins, and nothing ever deletes it except deleting its budget.
-A delivery is one event for one endpoint; its id is the `webhook-id` header of
-every attempt, and the body is stored so every attempt signs the same bytes.
+Webhook endpoints and deliveries are in service/webhooks/models.py.
 """
 
 from __future__ import annotations
@@ -19,10 +18,8 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     ForeignKeyConstraint,
-    Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -79,41 +76,3 @@ class BudgetAlert(Base):
     threshold: Mapped[int] = mapped_column(Integer)
     crossed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used: Mapped[Decimal] = mapped_column(CreditTotal)
-
-
-class WebhookEndpoint(Base):
-    """A URL that receives signed events of one tenant (or of every tenant)."""
-
-    __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_tenant", "tenant_id"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
-    url: Mapped[str] = mapped_column(Text)
-    tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
-    event_types: Mapped[list[str]] = mapped_column(JSON)
-    # Needed in clear to sign; shown to the caller once, when created.
-    secret: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Set when a receiver answers 410 Gone; a disabled endpoint gets nothing.
-    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class WebhookDelivery(Base):
-    """One event for one endpoint, sent by `webhook.deliver` jobs until it lands."""
-
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (
-        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
-    endpoint_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
-    )
-    event_type: Mapped[str] = mapped_column(String(64))
-    body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="PENDING")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

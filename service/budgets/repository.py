@@ -9,11 +9,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, tuple_
+from sqlalchemy import delete, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.budgets.models import Budget, BudgetAlert, WebhookDelivery, WebhookEndpoint
+from service.budgets.models import Budget, BudgetAlert
 from service.budgets.periods import Window
 from service.db.base import new_uuid
 
@@ -25,7 +25,7 @@ def lock_key(*parts: object) -> int:
 
 
 class BudgetRepository:
-    """Budgets, alerts, endpoints and deliveries."""
+    """Budgets and alerts."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -182,80 +182,3 @@ class BudgetRepository:
     async def alert(self, alert_id: uuid.UUID) -> BudgetAlert | None:
         """One alert by id."""
         return await self.session.get(BudgetAlert, alert_id)
-
-    # Endpoints and deliveries
-
-    async def endpoints_for(
-        self, tenant_id: str, event_type: str
-    ) -> list[WebhookEndpoint]:
-        """Enabled endpoints of `tenant_id` or of every tenant for `event_type`."""
-        rows = await self.session.execute(
-            select(WebhookEndpoint)
-            .where(
-                or_(
-                    WebhookEndpoint.tenant_id == tenant_id,
-                    WebhookEndpoint.tenant_id.is_(None),
-                ),
-                WebhookEndpoint.disabled_at.is_(None),
-            )
-            .order_by(WebhookEndpoint.id)
-        )
-        return [e for e in rows.scalars() if event_type in e.event_types]
-
-    async def endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
-        """One endpoint by id."""
-        return await self.session.get(
-            WebhookEndpoint, endpoint_id, populate_existing=True
-        )
-
-    async def endpoints(self, tenant_id: str | None) -> list[WebhookEndpoint]:
-        """Endpoints of one tenant (None: all), oldest first."""
-        statement = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
-        if tenant_id is not None:
-            statement = statement.where(WebhookEndpoint.tenant_id == tenant_id)
-        return list((await self.session.execute(statement)).scalars())
-
-    async def delete_endpoint(self, endpoint_id: uuid.UUID) -> bool:
-        """Delete an endpoint and its deliveries; True if it existed."""
-        await self.session.execute(
-            delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-        )
-        result = await self.session.execute(
-            delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    async def deliveries(
-        self, endpoint_ids: Sequence[uuid.UUID], first: int
-    ) -> dict[uuid.UUID, list[WebhookDelivery]]:
-        """The newest `first` deliveries of each endpoint."""
-        result: dict[uuid.UUID, list[WebhookDelivery]] = {e: [] for e in endpoint_ids}
-        if not endpoint_ids or first <= 0:
-            return result
-        ranked = (
-            select(
-                WebhookDelivery,
-                func.row_number()
-                .over(
-                    partition_by=WebhookDelivery.endpoint_id,
-                    order_by=(
-                        WebhookDelivery.created_at.desc(),
-                        WebhookDelivery.id.desc(),
-                    ),
-                )
-                .label("n"),
-            )
-            .where(WebhookDelivery.endpoint_id.in_(list(endpoint_ids)))
-            .subquery()
-        )
-        from sqlalchemy.orm import aliased
-
-        delivery = aliased(WebhookDelivery, ranked)
-        rows = await self.session.execute(
-            select(delivery)
-            .where(ranked.c.n <= first)
-            .order_by(ranked.c.endpoint_id, ranked.c.n)
-        )
-        for row in rows.scalars():
-            result[row.endpoint_id].append(row)
-        return result

@@ -1,6 +1,6 @@
-"""Budgets and webhook endpoints: validated writes and caller-scoped reads.
+"""Budgets: validated writes and caller-scoped reads.
 
-Managing (setBudget, deleteBudget, endpoint mutations) needs an `admin` key;
+Managing (setBudget, deleteBudget; endpoints likewise, service/webhooks) needs an `admin` key;
 a key bound to a tenant manages that tenant's only. Reading budgets, statuses
 and alerts needs `reader` or `admin`, scoped to the key's tenant. Callers own
 the transaction (a writing session for writes).
@@ -11,40 +11,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.auth.principal import Principal, Role
+from service.auth.principal import Principal
 from service.budgets import alerts
-from service.budgets.models import Budget, WebhookEndpoint
+from service.budgets.models import Budget
 from service.budgets.periods import Period
 from service.budgets.repository import BudgetRepository, lock_key
 from service.db.base import utcnow
-from service.errors import BadUserInput, Forbidden
+from service.errors import BadUserInput
 from service.usage.queries import existing_tenants, existing_users
 from service.validation import check_credits, check_id, check_time_zone
-from service.webhooks import urls
-from service.webhooks.signing import new_secret
+from service.webhooks.service import require_manage
 
 DEFAULT_THRESHOLDS = (50, 80, 100)
 MAX_THRESHOLD = 1000
 MAX_THRESHOLDS = 20
-EVENT_THRESHOLD_CROSSED = "budget.threshold_crossed"
-EVENT_TYPES = frozenset({EVENT_THRESHOLD_CROSSED})
-
-
-def require_manage(principal: Principal, tenant_id: str | None) -> None:
-    """FORBIDDEN unless `principal` may manage budgets/endpoints of `tenant_id`
-    (None: every tenant, for unbound admin keys only)."""
-    if principal.role is not Role.ADMIN or principal.webhook:
-        raise Forbidden(f"a key with role {principal.role.value} cannot manage budgets")
-    if tenant_id is None:
-        if principal.tenant_id is not None:
-            raise Forbidden("this key is bound to a tenant")
-        return
-    principal.require_tenant(tenant_id)
 
 
 @dataclass(frozen=True)
@@ -135,64 +119,6 @@ class BudgetService:
         require_manage(principal, budget.tenant_id)
         return await repo.delete_budget(budget_id)
 
-    async def create_endpoint(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        *,
-        url: str,
-        tenant_id: str | None,
-        event_types: Sequence[str] | None,
-        allow_private: bool,
-    ) -> WebhookEndpoint:
-        """Register a receiver; its secret is returned here only."""
-        if tenant_id is not None:
-            tenant_id = check_id("input.tenantId", tenant_id)
-        elif principal.tenant_id is not None:
-            tenant_id = principal.tenant_id  # a bound key's endpoint is its tenant's
-        require_manage(principal, tenant_id)
-        types = (
-            list(event_types) if event_types is not None else [EVENT_THRESHOLD_CROSSED]
-        )
-        if not types:
-            raise BadUserInput("input.eventTypes", "must name at least one event type")
-        for name in types:
-            if name not in EVENT_TYPES:
-                raise BadUserInput("input.eventTypes", f"unknown event type {name!r}")
-        url = url.strip()
-        await urls.check("input.url", url, allow_private=allow_private)
-        if tenant_id is not None and not await existing_tenants(session, [tenant_id]):
-            raise BadUserInput("input.tenantId", f"unknown tenant {tenant_id!r}")
-        endpoint = WebhookEndpoint(
-            url=url,
-            tenant_id=tenant_id,
-            event_types=sorted(set(types)),
-            secret=new_secret(),
-            created_at=utcnow(),
-        )
-        session.add(endpoint)
-        await session.flush()
-        return endpoint
-
-    async def delete_endpoint(
-        self, session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID
-    ) -> bool:
-        """Delete an endpoint and its deliveries; False when there is none to see."""
-        repo = BudgetRepository(session)
-        endpoint = await repo.endpoint(endpoint_id)
-        if endpoint is None or not _manages(principal, endpoint.tenant_id):
-            require_manage(principal, principal.tenant_id)
-            return False
-        return await repo.delete_endpoint(endpoint_id)
-
-
-def _manages(principal: Principal, tenant_id: str | None) -> bool:
-    try:
-        require_manage(principal, tenant_id)
-    except Forbidden:
-        return False
-    return True
-
 
 class BudgetReader:
     """Reads of the budgets domain, scoped to the caller."""
@@ -221,19 +147,5 @@ class BudgetReader:
         visible = [t for t in tenant_ids if self.principal.sees_tenant(t)]
         return await BudgetRepository(session).of_tenants(visible)
 
-    async def endpoint(
-        self, session: AsyncSession, endpoint_id: uuid.UUID
-    ) -> WebhookEndpoint | None:
-        """An endpoint the caller manages, or None."""
-        endpoint = await BudgetRepository(session).endpoint(endpoint_id)
-        if endpoint is None or not _manages(self.principal, endpoint.tenant_id):
-            return None
-        return endpoint
-
 
 budget_service = BudgetService()
-
-
-def now_or(at: datetime | None) -> datetime:
-    """`at`, or the current instant."""
-    return at if at is not None else utcnow()

@@ -13,6 +13,7 @@ from service.errors import BadUserInput
 from service.graphql.budget_types import Budget, WebhookEndpoint
 from service.graphql.context import Info
 from service.graphql.queries import parse_uuid
+from service.webhooks.service import endpoint_service
 
 
 @strawberry.input(description="A budget of a tenant, or of one user inside it.")
@@ -119,7 +120,7 @@ class BudgetMutation:
         ],
     ) -> WebhookEndpoint:
         async with info.context.db.write() as session:
-            row = await budget_service.create_endpoint(
+            row = await endpoint_service.create_endpoint(
                 session,
                 info.context.caller,
                 url=input.url,
@@ -135,7 +136,7 @@ class BudgetMutation:
     async def delete_webhook_endpoint(self, info: Info, id: IdArg) -> bool:
         endpoint_id = parse_uuid("id", str(id))
         async with info.context.db.write() as session:
-            return await budget_service.delete_endpoint(
+            return await endpoint_service.delete_endpoint(
                 session, info.context.caller, endpoint_id
             )
 
@@ -162,11 +163,12 @@ class BudgetQuery:
         )
     )
     async def webhook_endpoint(self, info: Info, id: IdArg) -> WebhookEndpoint | None:
-        reader = BudgetReader(info.context.caller)
+        caller = info.context.caller
+        caller.require_read()
         try:
             endpoint_id = parse_uuid("id", str(id))
         except BadUserInput:
             return None
         async with info.context.db.read() as session:
-            row = await reader.endpoint(session, endpoint_id)
+            row = await endpoint_service.endpoint(session, caller, endpoint_id)
         return None if row is None else WebhookEndpoint.of(row)

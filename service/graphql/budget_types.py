@@ -18,7 +18,6 @@ from strawberry.dataloader import DataLoader
 
 from service.budgets import models
 from service.budgets.periods import Period, Window, latest
-from service.budgets.repository import BudgetRepository
 from service.budgets.service import BudgetReader
 from service.budgets.status import Status, statuses, window_at
 from service.db.base import utcnow
@@ -26,6 +25,8 @@ from service.errors import BadUserInput
 from service.graphql.context import Info
 from service.graphql.enums import described_enum
 from service.graphql.types import CreditSummary
+from service.webhooks import models as webhook_models
+from service.webhooks.repository import WebhookRepository
 
 if TYPE_CHECKING:
     from service.graphql.types import Tenant, User
@@ -264,7 +265,7 @@ class WebhookDelivery:
     )
 
     @classmethod
-    def of(cls, row: models.WebhookDelivery) -> WebhookDelivery:
+    def of(cls, row: webhook_models.WebhookDelivery) -> WebhookDelivery:
         """Map a delivery row."""
         return cls(
             id=strawberry.ID(str(row.id)),
@@ -293,11 +294,11 @@ class WebhookEndpoint:
     disabled: bool = strawberry.field(
         description="True once the receiver answered 410 Gone; it gets nothing more."
     )
-    row: strawberry.Private[models.WebhookEndpoint]
+    row: strawberry.Private[webhook_models.WebhookEndpoint]
 
     @classmethod
     def of(
-        cls, row: models.WebhookEndpoint, *, with_secret: bool = False
+        cls, row: webhook_models.WebhookEndpoint, *, with_secret: bool = False
     ) -> WebhookEndpoint:
         """Map an endpoint row (the secret only when just created)."""
         return cls(
@@ -330,7 +331,7 @@ class WebhookEndpoint:
         if not 0 <= first <= 100:
             raise BadUserInput("first", "must be between 0 and 100")
         async with info.context.db.read() as session:
-            rows = await BudgetRepository(session).deliveries([self.row.id], first)
+            rows = await WebhookRepository(session).deliveries([self.row.id], first)
         return [WebhookDelivery.of(r) for r in rows[self.row.id]]
 
 

@@ -7,8 +7,8 @@ import base64
 import pytest
 from sqlalchemy import func, select
 
-from service.budgets.models import WebhookEndpoint
 from service.db.session import Database
+from service.webhooks.models import WebhookEndpoint
 from tests.budgets.ops import CREATE_ENDPOINT, DELETE_ENDPOINT, ENDPOINT, codes
 from tests.budgets.test_budgets import usage
 from tests.fixtures.app import GraphQLClient, make_key
