@@ -54,3 +54,9 @@ class UpstreamError(AppError):
     """Corti failed or refused."""
 
     code = "UPSTREAM_ERROR"
+
+
+class BudgetExceeded(AppError):
+    """An enforced budget's period is used up; the Corti call is refused."""
+
+    code = "BUDGET_EXCEEDED"

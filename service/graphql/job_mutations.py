@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import strawberry
 from strawberry.file_uploads import Upload
 
+from service.budgets.enforcement import guard_job
 from service.graphql.context import Info
 from service.graphql.jobs import Job
 from service.graphql.types import InputArg
@@ -132,6 +133,12 @@ class JobMutation:
         self, info: Info, input: InputArg[CreateInteractionInput]
     ) -> Job:
         async with info.context.db.write() as session:
+            await guard_job(
+                session,
+                info.context.caller,
+                tenant_id=str(input.tenant_id),
+                user_id=str(input.user_id),
+            )
             row = await job_service.create_interaction(
                 session,
                 info.context.caller,
@@ -156,6 +163,9 @@ class JobMutation:
         self, info: Info, input: InputArg[RequestTranscriptInput]
     ) -> Job:
         async with _closing(input.audio), info.context.db.write() as session:
+            await guard_job(
+                session, info.context.caller, interaction_id=str(input.interaction_id)
+            )
             row = await job_service.request_transcript(
                 session,
                 info.context.caller,
@@ -180,6 +190,9 @@ class JobMutation:
         self, info: Info, input: InputArg[RequestDocumentInput]
     ) -> Job:
         async with info.context.db.write() as session:
+            await guard_job(
+                session, info.context.caller, interaction_id=str(input.interaction_id)
+            )
             row = await job_service.request_document(
                 session,
                 info.context.caller,
@@ -202,6 +215,9 @@ class JobMutation:
         self, info: Info, input: InputArg[RequestStreamInput]
     ) -> Job:
         async with _closing(input.audio), info.context.db.write() as session:
+            await guard_job(
+                session, info.context.caller, interaction_id=str(input.interaction_id)
+            )
             row = await job_service.request_stream(
                 session,
                 info.context.caller,
