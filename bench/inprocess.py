@@ -14,7 +14,6 @@ from service.auth.principal import ADMIN
 from service.config import Settings
 from service.db.session import Database
 from service.graphql.context import Context
-from service.graphql.loaders import Loaders
 from service.graphql.schema import schema
 
 
@@ -27,7 +26,6 @@ async def execute(
         db=db,
         settings=Settings(database_url=str(db.engine.url)),
         principal=ADMIN,
-        loaders=Loaders(db),
     )
     result = await schema.execute(
         query, variable_values=variables, context_value=context

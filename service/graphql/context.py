@@ -13,6 +13,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.errors import AppError, Unauthenticated
 from service.graphql.loaders import Loaders
+from service.usage.reads import UsageReader, read_service
 
 
 @dataclass
@@ -22,7 +23,6 @@ class Context:
     db: Database
     settings: Settings
     principal: Principal | None
-    loaders: Loaders
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth_error: AppError | None = None
     request: Any = None
@@ -30,6 +30,15 @@ class Context:
     extras: dict[str, Any] = field(default_factory=dict)
     # graphql-transport-ws: the connection_init payload (see subscriptions.py).
     connection_params: dict[str, Any] | None = None
+    # Built for this context's caller (see reset_loaders).
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset_loaders()
+
+    def reset_loaders(self) -> None:
+        """Fresh loaders (empty caches) for this context's caller."""
+        self.loaders = Loaders(self.db, lambda: self.caller)
 
     @property
     def caller(self) -> Principal:
@@ -37,6 +46,11 @@ class Context:
         if self.principal is None:
             raise self.auth_error or Unauthenticated("an API key is required")
         return self.principal
+
+    @property
+    def usage(self) -> UsageReader:
+        """The caller's usage read service; FORBIDDEN unless it may read usage."""
+        return read_service(self.caller)
 
 
 Info = StrawberryInfo[Context, None]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import strawberry
 
-from service.auth.principal import Principal, Role
 from service.db import models
 from service.graphql.context import Info
 from service.graphql.enums import JobStatus
@@ -49,23 +49,12 @@ class Job:
             usage_record_id=str(row.usage_record_id) if row.usage_record_id else None,
         )
 
-    @staticmethod
-    def visible_to(row: models.Job, caller: Principal) -> bool:
-        """Readers see their tenant's jobs; ingest keys only their own."""
-        if caller.role is Role.INGEST:
-            return caller.key_id is not None and row.api_key_id == caller.key_id
-        if row.tenant_id is None:
-            return caller.tenant_id is None
-        return caller.sees_tenant(row.tenant_id)
-
     @strawberry.field(description="The interaction the job works on, once registered.")
     async def interaction(self, info: Info) -> Interaction | None:
         if self.interaction_id is None:
             return None
         row = await info.context.loaders.interaction.load(self.interaction_id)
-        if row is None or not info.context.caller.sees_tenant(row.tenant_id):
-            return None
-        return Interaction.from_model(row)
+        return Interaction.from_model(row) if row is not None else None
 
     @strawberry.field(
         description="The usage record the job produced, once it succeeded."
@@ -73,14 +62,5 @@ class Job:
     async def usage(self, info: Info) -> UsageRecord | None:
         if self.usage_record_id is None or self.interaction_id is None:
             return None
-        caller = info.context.caller
-        if caller.tenant_id is not None:
-            # The interaction may have moved to another tenant since the job ran.
-            owner = await info.context.loaders.interaction.load(self.interaction_id)
-            if owner is None or not caller.sees_tenant(owner.tenant_id):
-                return None
-        rows = await info.context.loaders.records.load((None, self.interaction_id))
-        for row in rows:
-            if str(row.id) == self.usage_record_id:
-                return UsageRecord.from_model(row)
-        return None
+        row = await info.context.loaders.job_usage.load(uuid.UUID(self.usage_record_id))
+        return UsageRecord.from_model(row) if row is not None else None

@@ -1,8 +1,12 @@
-"""Per-request DataLoaders. Each batch runs in its own short read session.
+"""Per-request DataLoaders over the read services. Each batch runs in its own
+short read session.
 
 Keys are `(params, owner_key)`: a batch is split by `params` (window, page
 size, ...) and each distinct `params` costs one SQL statement, so the number
 of statements depends on the shape of the query, not on the rows returned.
+Loaders hold no rule of their own: each batch asks the caller's read service
+(service/usage/reads.py, service/jobs/reads.py), which applies role and
+tenant scope, and never builds SQL.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from service.auth.principal import Principal
 from service.db.models import Interaction, Job, UsageRecord
 from service.db.session import Database
-from service.jobs.reads import jobs_by_id
-from service.usage import queries
+from service.jobs.reads import JobReader
 from service.usage.queries import (
     Bucket,
     InteractionRow,
@@ -27,6 +31,7 @@ from service.usage.queries import (
     TimeWindow,
     UserOrder,
 )
+from service.usage.reads import OwnerLookup, UsageReader, read_service
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -73,16 +78,23 @@ def _empty_page() -> Page[Any]:
 
 
 class Loaders:
-    """Every loader one request needs, created per request."""
+    """Every loader one request needs, created per request for one caller.
 
-    def __init__(self, db: Database) -> None:
+    `caller` gives the request's principal (raising UNAUTHENTICATED when there
+    is none); it is asked at batch time, after authentication.
+    """
+
+    def __init__(self, db: Database, caller: Callable[[], Principal]) -> None:
         self.db = db
+
+        def reader() -> UsageReader:
+            return read_service(caller())
 
         async def summaries(
             session: AsyncSession, params: tuple[Owner, TimeWindow], keys: list[Any]
         ) -> dict[Any, Summary]:
             owner, window = params
-            return await queries.credit_summaries(session, owner, keys, window)
+            return await reader().summaries(session, owner, window, keys)
 
         async def buckets(
             session: AsyncSession,
@@ -90,8 +102,8 @@ class Loaders:
             keys: list[Any],
         ) -> dict[Any, list[Bucket]]:
             owner, window, unit, zone_name, limit = params
-            return await queries.usage_buckets(
-                session, owner, keys, window, unit, zone_name, limit
+            return await reader().buckets(
+                session, owner, window, unit, zone_name, limit, keys
             )
 
         async def users(
@@ -101,7 +113,7 @@ class Loaders:
         ) -> dict[Any, Page[tuple[str, str]]]:
             window, order, first, offset = params
             return dict(
-                await queries.users_pages(session, keys, window, order, first, offset)
+                await reader().users(session, window, order, first, offset, keys)
             )
 
         async def interactions(
@@ -110,34 +122,39 @@ class Loaders:
             keys: list[Any],
         ) -> dict[Any, Page[InteractionRow]]:
             owner, window, first, offset = params
-            return await queries.interactions_pages(
-                session, owner, keys, window, first, offset
+            return await reader().interaction_pages(
+                session, owner, window, first, offset, keys
             )
 
         async def interaction_counts(
             session: AsyncSession, params: tuple[Owner, TimeWindow], keys: list[Any]
         ) -> dict[Any, int]:
             owner, window = params
-            return await queries.interaction_counts(session, owner, keys, window)
+            return await reader().interaction_counts(session, owner, window, keys)
 
         async def records(
             session: AsyncSession, params: str | None, keys: list[Any]
         ) -> dict[Any, list[UsageRecord]]:
-            return dict(await queries.records_of(session, keys, params))
+            return await reader().records(session, params, keys)
 
         async def tenants(session: AsyncSession, keys: list[Any]) -> dict[Any, bool]:
-            return {key: True for key in await queries.existing_tenants(session, keys)}
+            found = await reader().existing_tenants(session, keys)
+            return {key: True for key in found}
 
         async def user_exists(
             session: AsyncSession, keys: list[Any]
         ) -> dict[Any, bool]:
-            return {key: True for key in await queries.existing_users(session, keys)}
+            found = await reader().existing_users(session, keys)
+            return {key: True for key in found}
 
         async def interaction(session: AsyncSession, keys: list[Any]) -> dict[Any, Any]:
-            return dict(await queries.interactions_by_id(session, keys))
+            return dict(await OwnerLookup(caller()).interactions(session, keys))
 
         async def jobs(session: AsyncSession, keys: list[Any]) -> dict[Any, Any]:
-            return dict(await jobs_by_id(session, keys))
+            return dict(await JobReader(caller()).jobs(session, keys))
+
+        async def job_usage(session: AsyncSession, keys: list[Any]) -> dict[Any, Any]:
+            return dict(await JobReader(caller()).usage(session, keys))
 
         self.summary: DataLoader[Any, Summary] = _grouped_loader(db, summaries, Summary)
         self.buckets: DataLoader[Any, list[Bucket]] = _grouped_loader(db, buckets, list)
@@ -157,7 +174,11 @@ class Loaders:
         self.user_exists: DataLoader[tuple[str, str], bool | None] = _simple_loader(
             db, user_exists
         )
+        # Any role: mutation results and jobs show their interaction's ids.
         self.interaction: DataLoader[str, Interaction | None] = _simple_loader(
             db, interaction
         )
         self.job: DataLoader[Any, Job | None] = _simple_loader(db, jobs)
+        self.job_usage: DataLoader[Any, UsageRecord | None] = _simple_loader(
+            db, job_usage
+        )

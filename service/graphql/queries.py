@@ -1,4 +1,4 @@
-"""Root query fields. Each applies the caller's tenant scope."""
+"""Root query fields. The read services apply role and tenant scope."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from service.graphql.types import (
     Tenant,
     TenantConnection,
 )
-from service.usage import queries
 
 
 def parse_uuid(field: str, value: str) -> uuid.UUID:
@@ -37,13 +36,10 @@ class Query:
     async def tenants(
         self, info: Info, first: FirstArg = 50, after: AfterArg = None
     ) -> TenantConnection:
-        caller = info.context.caller
-        caller.require_read()
+        usage = info.context.usage
         limit, offset = args.page(first, after)
         async with info.context.db.read() as session:
-            result = await queries.tenants_page(
-                session, caller.tenant_id, limit, offset
-            )
+            result = await usage.tenants(session, limit, offset)
         nodes = [Tenant(id=strawberry.ID(t)) for t in result.items]
         return TenantConnection.of(result, nodes)
 
@@ -53,10 +49,9 @@ class Query:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="Tenant id.")],
     ) -> Tenant | None:
-        caller = info.context.caller
-        caller.require_read()
+        _ = info.context.usage  # its read service: FORBIDDEN first for other roles
         tenant_id = args.lookup_id(id)
-        if tenant_id is None or not caller.sees_tenant(tenant_id):
+        if tenant_id is None:
             return None
         if not await info.context.loaders.tenant_exists.load(tenant_id):
             return None
@@ -70,13 +65,12 @@ class Query:
             strawberry.ID, strawberry.argument(description="Corti interactionId.")
         ],
     ) -> Interaction | None:
-        caller = info.context.caller
-        caller.require_read()
+        _ = info.context.usage  # its read service: FORBIDDEN first for other roles
         interaction_id = args.lookup_id(id)
         if interaction_id is None:
             return None
         row = await info.context.loaders.interaction.load(interaction_id)
-        if row is None or not caller.sees_tenant(row.tenant_id):
+        if row is None:
             return None
         return Interaction.from_model(row)
 
@@ -88,8 +82,8 @@ class Query:
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="Job id.")],
     ) -> Job | None:
-        caller = info.context.caller
+        _ = info.context.caller  # UNAUTHENTICATED before the id is parsed
         row = await info.context.loaders.job.load(parse_uuid("id", str(id)))
-        if row is None or not Job.visible_to(row, caller):
+        if row is None:
             return None
         return Job.from_model(row)

@@ -14,9 +14,8 @@ import strawberry
 from strawberry.exceptions import ConnectionRejectionError
 
 from service.auth.http import authenticate_connection_params
-from service.errors import Forbidden, Unauthenticated
+from service.errors import Unauthenticated
 from service.graphql.context import Context, Info
-from service.graphql.loaders import Loaders
 from service.graphql.types import UsageRecord
 from service.live.events import UsageEvent
 from service.live.feed import UsageFeed
@@ -71,15 +70,12 @@ class Subscription:
             strawberry.ID, strawberry.argument(description="The tenant to watch.")
         ],
     ) -> AsyncGenerator[UsageRecord]:
-        caller = info.context.caller
-        caller.require_read()
-        tenant = check_id("tenantId", tenant_id)
-        if not caller.sees_tenant(tenant):
-            raise Forbidden("this key is bound to another tenant")
+        usage = info.context.usage
+        tenant = usage.watch(check_id("tenantId", tenant_id))
         state: Any = info.context.extras["state"]
         feed: UsageFeed = state.feed
         async with feed.subscribe(tenant) as events:
             async for event in events:
                 # Fresh loaders, so nested fields read the current data.
-                info.context.loaders = Loaders(info.context.db)
+                info.context.reset_loaders()
                 yield _record(event)

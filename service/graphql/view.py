@@ -27,7 +27,6 @@ from service.dashboard import routes as dashboard
 from service.db.session import Database
 from service.errors import AppError, Unauthenticated
 from service.graphql.context import Context
-from service.graphql.loaders import Loaders
 from service.graphql.subscriptions import authenticate_connection
 from service.logs import request_id_var
 
@@ -136,7 +135,6 @@ class GraphQLView(GraphQL[Context, None]):
             settings=settings,
             principal=principal,
             auth_error=error,
-            loaders=Loaders(db),
             request_id=request_id,
             request=request,
             response=response,

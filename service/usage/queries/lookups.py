@@ -63,12 +63,18 @@ async def interactions_by_id(
 
 
 async def records_of(
-    session: AsyncSession, interaction_ids: Sequence[str], source: str | None
+    session: AsyncSession,
+    interaction_ids: Sequence[str],
+    source: str | None,
+    *,
+    tenant: str | None = None,
 ) -> dict[str, list[UsageRecord]]:
-    """Usage records of each interaction, oldest first."""
+    """Usage records of each interaction, oldest first (only `tenant`'s, if set)."""
     statement = select(UsageRecord).where(
         UsageRecord.interaction_id.in_(list(interaction_ids))
     )
+    if tenant is not None:
+        statement = statement.where(UsageRecord.tenant_id == tenant)
     if source is not None:
         statement = statement.where(UsageRecord.source == source)
     statement = statement.order_by(UsageRecord.created_at, UsageRecord.external_id)

@@ -30,15 +30,24 @@ from service.usage.queries.windows import rollup_filters, rollup_of, split
 
 
 async def credit_summaries(
-    session: AsyncSession, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
+    session: AsyncSession,
+    owner: Owner,
+    keys: Sequence[Hashable],
+    window: TimeWindow,
+    *,
+    tenant: str | None = None,
 ) -> dict[Hashable, Summary]:
     """Credits per source for each owner within the window.
 
     Tenants and users: whole hours (days) from the rollups, the ragged ends of
-    the window from the records, in one statement.
+    the window from the records, in one statement. Interactions: their records
+    (only those of `tenant`, if set: the owner copy each record keeps).
     """
     if owner is Owner.INTERACTION:
-        statement: Any = raw_sums(owner, keys, window.filters())
+        where = window.filters()
+        if tenant is not None:
+            where.append(UsageRecord.tenant_id == tenant)
+        statement: Any = raw_sums(owner, keys, where)
     else:
         cut = split(window, rollup_of(owner)[2])
         parts: list[Any] = []
