@@ -13,6 +13,7 @@ import {
 } from "chart.js";
 import type { Client } from "graphql-ws";
 import { ApiError, apiKey, liveClient, query, subscribeUsage, type LiveState, type UsageEvent } from "./api";
+import { renderBudgets, subscribeAlerts } from "./budgets";
 import {
   addDays,
   approx,
@@ -326,6 +327,8 @@ async function refresh(): Promise<void> {
     renderCharts(data.tenant);
     renderUsers(data.tenant.users);
     renderInteractions(data.tenant.interactions, false);
+    await renderBudgets(key, tenant);
+    if (generation !== state.generation) return;
     document.body.dataset.loaded = String(generation);
   } catch (error) {
     if (generation === state.generation) say(explain(error));
@@ -375,7 +378,12 @@ function resubscribe(): void {
   state.unsubscribe = null;
   ui.events.replaceChildren();
   if (!state.client || !ui.tenant.value) return;
-  state.unsubscribe = subscribeUsage(state.client, ui.tenant.value, showEvent, (error) => say(explain(error)));
+  const usage = subscribeUsage(state.client, ui.tenant.value, showEvent, (error) => say(explain(error)));
+  const alerts = subscribeAlerts(state.client, ui.tenant.value, zone, scheduleRefresh, (error) => say(explain(error)));
+  state.unsubscribe = () => {
+    usage();
+    alerts();
+  };
 }
 
 function disconnect(): void {

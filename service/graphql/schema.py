@@ -10,13 +10,14 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 
 from service.graphql.budget_mutations import BudgetMutation, BudgetQuery
+from service.graphql.budget_subscriptions import BudgetSubscription
 from service.graphql.errors import ErrorCodes
 from service.graphql.job_mutations import JobMutation
 from service.graphql.limits import CostLimiter
 from service.graphql.mutations import IngestionMutation
 from service.graphql.queries import Query as UsageQuery
 from service.graphql.scalars import SCALAR_MAP
-from service.graphql.subscriptions import Subscription
+from service.graphql.subscriptions import Subscription as UsageSubscription
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -35,6 +36,16 @@ class Query(UsageQuery, BudgetQuery):
 )
 class Mutation(IngestionMutation, JobMutation, BudgetMutation):
     """The root mutation type."""
+
+
+@strawberry.type(
+    description=(
+        "Live updates over WebSocket (graphql-transport-ws). Send the key in the "
+        'connection_init payload: {"Authorization": "Bearer <key>"}.'
+    )
+)
+class Subscription(UsageSubscription, BudgetSubscription):
+    """The root subscription type."""
 
 
 class Schema(strawberry.Schema):

@@ -185,3 +185,62 @@ async def test_built_assets_match_the_frontend_sources() -> None:
     assert info["sources"] == digest.hexdigest(), (
         "frontend/ changed: run `cd frontend && npm ci && npm run build`"
     )
+
+
+SET_BUDGET = """
+mutation($i: SetBudgetInput!) { setBudget(input: $i) { id } }
+"""
+
+
+async def test_budgets_panel(
+    browser: Browser, server: Server, gql: GraphQLClient, admin_key: str
+) -> None:
+    await seed(gql)  # t1: u1 1.55 (within the last 3 days), u2 0.2
+    for given in (
+        {"tenantId": "t1", "period": "MONTH", "limit": "100", "thresholds": [1, 90]},
+        {"tenantId": "t1", "userId": "u1", "period": "MONTH", "limit": "1"},
+        {"tenantId": "t1", "userId": "u2", "period": "MONTH", "limit": "2"},
+    ):
+        await gql.data(SET_BUDGET, {"i": given})
+    page = await browser.new_page(height=1400)
+    await page.goto(f"{server.url}/dashboard")
+    await page.type_into("#key", admin_key)
+    await page.click("#connect")
+    await page.wait_for("document.body.dataset.budgets === '3'")
+    gauges = await page.evaluate(
+        "Array.from(document.querySelectorAll('[data-testid=budgets] li'))"
+        ".map(li => [li.querySelector('.budget-title').textContent,"
+        " li.querySelectorAll('.mark').length, li.querySelectorAll('.mark.crossed').length,"
+        " li.querySelector('[role=meter]').getAttribute('aria-valuenow')])"
+    )
+    # This month's usage depends on the day: read the statuses the API gives.
+    statuses = await gql.data(
+        '{ tenant(id: "t1") { budgets { user { id } thresholds status { percentUsed } } } }'
+    )
+    expected = [
+        [
+            f"{b['user']['id'] if b['user'] else 'whole tenant'} · month",
+            len(b["thresholds"]),
+            sum(1 for t in b["thresholds"] if float(b["status"]["percentUsed"]) >= t),
+            b["status"]["percentUsed"],
+        ]
+        for b in statuses["tenant"]["budgets"]
+    ]
+    assert gauges == expected
+    nearest = await page.evaluate(table("nearest"))
+    assert [row[0] for row in nearest] == sorted(
+        [r[0] for r in nearest],
+        key=lambda user: (
+            -float(
+                next(
+                    b["status"]["percentUsed"]
+                    for b in statuses["tenant"]["budgets"]
+                    if b["user"] and b["user"]["id"] == user
+                )
+            )
+        ),
+    )
+    assert {row[0] for row in nearest} <= {"u1", "u2"}
+    projected = await page.evaluate(text_of("budget-projected"))
+    assert projected.startswith("projected ")
+    assert_clean(page, server.url)
