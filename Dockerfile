@@ -8,6 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATABASE_URL=sqlite+aiosqlite:////data/corti-usage.db
 
 WORKDIR /app
+# The service only: tests, bench/ and the Corti sandbox (sandbox/) stay out of the image.
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY alembic ./alembic

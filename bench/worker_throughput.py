@@ -35,6 +35,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from corti_sandbox.state import AUDIO_BYTES_PER_SECOND
+from corti_sandbox.testing import SandboxControl
 from service.auth.principal import ADMIN
 from service.config import Settings
 from service.corti import CortiClient
@@ -47,8 +49,6 @@ from service.jobs.service import (
     job_service,
 )
 from service.migrate import upgrade
-from service.sandbox.state import AUDIO_BYTES_PER_SECOND
-from service.sandbox.testing import SandboxControl
 from service.usage.service import usage_service
 from service.worker.runner import Worker
 

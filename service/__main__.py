@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -99,9 +100,24 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _sandbox(args: argparse.Namespace) -> None:
-    from service.sandbox import run_sandbox
+    # The sandbox is a development tool in its own distribution (sandbox/),
+    # absent from the service's package and image: imported only here, by name.
+    try:
+        sandbox = importlib.import_module("corti_sandbox")
+    except ModuleNotFoundError as exc:
+        if exc.name != "corti_sandbox":
+            raise
+        sys.stderr.write(SANDBOX_MISSING)
+        raise SystemExit(2) from None
+    sandbox.run_sandbox(args.rest)
 
-    run_sandbox(args.rest)
+
+SANDBOX_MISSING = (
+    "python -m service corti-sandbox: the Corti sandbox is not installed.\n"
+    "It is a development tool, not part of the service (nor of its image);\n"
+    "from a checkout, install it with: pip install -e ./sandbox\n"
+    "(scripts/run, scripts/test and scripts/check install it into .venv).\n"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,10 +8,10 @@ import logging
 import pytest
 from pydantic import SecretStr
 
+from corti_sandbox.testing import SandboxControl
 from service.corti import CortiAuthError, CortiClient
 from service.corti.auth import TokenProvider
 from service.corti.schemas import TokenResponse
-from service.sandbox.testing import SandboxControl
 from tests.fixtures.corti import MakeCorti
 
 

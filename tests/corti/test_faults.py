@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from corti_sandbox.testing import SandboxControl
 from service.corti import (
     CortiClient,
     CortiInsufficientBalance,
@@ -19,7 +20,6 @@ from service.corti import (
     CortiUnavailable,
     RetryPolicy,
 )
-from service.sandbox.testing import SandboxControl
 from tests.fixtures.corti import MakeCorti, audio
 
 

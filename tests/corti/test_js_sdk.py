@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from service.sandbox.testing import SandboxServer
+from corti_sandbox.testing import SandboxServer
 
 JS_DIR = Path(__file__).parent / "js"
 NODE = shutil.which("node") or "/usr/bin/node"

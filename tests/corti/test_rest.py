@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from corti_sandbox.testing import SandboxControl
 from service.corti import (
     CortiBadRequest,
     CortiClient,
@@ -21,7 +22,6 @@ from service.corti.schemas import (
     TranscriptContextData,
     parse_json,
 )
-from service.sandbox.testing import SandboxControl
 from tests.fixtures.corti import audio
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from service.sandbox.testing import SandboxControl, SandboxServer
+from corti_sandbox.testing import SandboxControl, SandboxServer
 from tests.fixtures.corti import audio
 
 
@@ -257,7 +257,8 @@ def test_command_line_sandbox() -> None:
         [
             sys.executable,
             "-m",
-            "service.sandbox",
+            "service",
+            "corti-sandbox",
             "--port",
             str(port),
             "--client-id",
@@ -300,3 +301,18 @@ def test_command_line_sandbox() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_command_line_without_the_sandbox_says_how_to_install_it() -> None:
+    # As in the image: `corti_sandbox` cannot be imported.
+    code = (
+        "import sys; sys.modules['corti_sandbox'] = None\n"
+        "from service.__main__ import main; main(['corti-sandbox'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "the Corti sandbox is not installed" in done.stderr
+    assert "pip install -e ./sandbox" in done.stderr
+    assert "Traceback" not in done.stderr

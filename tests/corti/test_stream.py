@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from corti_sandbox.testing import SandboxControl, SandboxServer
 from service.corti import (
     CortiClient,
     CortiNotFound,
@@ -22,7 +23,6 @@ from service.corti import (
     StreamConfig,
     StreamTimeouts,
 )
-from service.sandbox.testing import SandboxControl, SandboxServer
 from tests.fixtures.corti import audio
 
 

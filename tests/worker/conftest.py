@@ -20,11 +20,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
+from corti_sandbox.testing import SandboxControl
 from service.config import Settings
 from service.corti import CortiClient
 from service.db.models import Job, JobAudioChunk, UsageRecord
 from service.db.session import Database
-from service.sandbox.testing import SandboxControl
 from service.worker.runner import Publisher, Worker
 from tests.fixtures.app import GraphQLClient
 

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy import select
 
+from corti_sandbox.testing import SandboxControl, SandboxServer
 from service.db.models import Job
 from service.db.session import Database
 from service.jobs import queue
-from service.sandbox.testing import SandboxControl, SandboxServer
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import audio
 from tests.worker.conftest import (

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from corti_sandbox.testing import SandboxControl
 from service.auth.principal import Principal
 from service.db.session import Database
-from service.sandbox.testing import SandboxControl
 from service.usage.records import RecordOutcome, UsageIn
 from service.usage.service import usage_service
 from service.worker import runner

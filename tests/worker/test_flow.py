@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from corti_sandbox.testing import SandboxControl
 from service.corti import CortiClient
 from service.db.models import Job, UsageRecord
 from service.db.session import Database
-from service.sandbox.testing import SandboxControl
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import MakeCorti, audio
 from tests.worker.conftest import (

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from service.sandbox.faults import Fault
+from corti_sandbox.faults import Fault
 
 # 16 kHz, 16-bit mono PCM: the sandbox cannot decode audio, so it treats every
 # byte stream as this format to turn a byte length into seconds.

@@ -7,10 +7,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.sandbox._json import JSONResponse, corti_error
-from service.sandbox.oauth import Refusal, sandbox_state
-from service.sandbox.rest import bad_request, interaction_of, json_object
-from service.sandbox.state import DocumentRecord, document_credits, new_id, now_iso
+from corti_sandbox._json import JSONResponse, corti_error
+from corti_sandbox.oauth import Refusal, sandbox_state
+from corti_sandbox.rest import bad_request, interaction_of, json_object
+from corti_sandbox.state import DocumentRecord, document_credits, new_id, now_iso
 
 
 def _context_chars(context: Any) -> int:

@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.sandbox._json import JSONResponse
-from service.sandbox.faults import Fault, fault_list
-from service.sandbox.oauth import sandbox_state
+from corti_sandbox._json import JSONResponse
+from corti_sandbox.faults import Fault, fault_list
+from corti_sandbox.oauth import sandbox_state
 
 _FAULTS = TypeAdapter(list[Fault])
 

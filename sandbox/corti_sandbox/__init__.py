@@ -1,6 +1,6 @@
 """Corti sandbox: a local stand-in speaking Corti's token, REST and /streams protocol.
 
-Run it with `python -m service corti-sandbox` (or `python -m service.sandbox`):
+Run it with `python -m service corti-sandbox` (or `python -m corti_sandbox`):
 tokens at `/realms/{tenant}/protocol/openid-connect/token`, REST under `/v2`,
 websockets under `/audio-bridge/v2`. Point a client at it with
 `CORTI_BASE_URL=http://HOST:PORT/v2`, `CORTI_WSS_URL=ws://HOST:PORT/audio-bridge/v2`
@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 
-from service.sandbox.app import create_sandbox_app
-from service.sandbox.state import SandboxConfig
+from corti_sandbox.app import create_sandbox_app
+from corti_sandbox.state import SandboxConfig
 
 __all__ = ["SandboxConfig", "create_sandbox_app", "run_sandbox"]
 

@@ -9,8 +9,8 @@ from urllib.parse import unquote
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from service.sandbox._json import corti_error
-from service.sandbox.state import SandboxState, TokenRecord
+from corti_sandbox._json import corti_error
+from corti_sandbox.state import SandboxState, TokenRecord
 
 
 class Refusal(Exception):

@@ -29,11 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.sandbox._json import corti_error
-from service.sandbox._logging import mark_dropped
+from corti_sandbox._json import corti_error
+from corti_sandbox._logging import mark_dropped
 
 if TYPE_CHECKING:
-    from service.sandbox.state import SandboxState
+    from corti_sandbox.state import SandboxState
 
 FaultKind = Literal[
     "error",

@@ -8,16 +8,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.sandbox._json import JSONResponse, corti_error
-from service.sandbox.oauth import Refusal, sandbox_state
-from service.sandbox.rest import (
+from corti_sandbox._json import JSONResponse, corti_error
+from corti_sandbox.oauth import Refusal, sandbox_state
+from corti_sandbox.rest import (
     bad_request,
     interaction_of,
     json_object,
     parse_uuid,
     recording_of,
 )
-from service.sandbox.state import (
+from corti_sandbox.state import (
     AUDIO_BYTES_PER_SECOND,
     TranscriptRecord,
     new_id,

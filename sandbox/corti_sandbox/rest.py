@@ -10,9 +10,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.sandbox._json import JSONResponse, corti_error
-from service.sandbox.oauth import Refusal, require_rest_auth, sandbox_state
-from service.sandbox.state import (
+from corti_sandbox._json import JSONResponse, corti_error
+from corti_sandbox.oauth import Refusal, require_rest_auth, sandbox_state
+from corti_sandbox.state import (
     InteractionRecord,
     RecordingRecord,
     new_id,

@@ -20,8 +20,8 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
-from service.sandbox.app import create_sandbox_app
-from service.sandbox.state import SandboxConfig, SandboxState
+from corti_sandbox.app import create_sandbox_app
+from corti_sandbox.state import SandboxConfig, SandboxState
 
 
 class SandboxServer:
@@ -172,7 +172,7 @@ class SandboxControl:
         await self._call("POST", "reset")
 
     async def arm(self, *faults: dict[str, Any]) -> list[dict[str, Any]]:
-        """Arm fault switches (see service/sandbox/faults.py); returns all armed."""
+        """Arm fault switches (see corti_sandbox/faults.py); returns all armed."""
         answer = await self._call("POST", "faults", {"faults": list(faults)})
         armed: list[dict[str, Any]] = answer["faults"]
         return armed

@@ -21,10 +21,10 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.sandbox._json import corti_error, dumps
-from service.sandbox.faults import Fault
-from service.sandbox.oauth import Refusal, require_ws_auth, sandbox_state
-from service.sandbox.state import (
+from corti_sandbox._json import corti_error, dumps
+from corti_sandbox.faults import Fault
+from corti_sandbox.oauth import Refusal, require_ws_auth, sandbox_state
+from corti_sandbox.state import (
     AUDIO_BYTES_PER_SECOND,
     STREAM_CREDITS_PER_SECOND,
     InteractionRecord,

@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router, WebSocketRoute
 
-from service.sandbox import control, documents, rest, transcripts
-from service.sandbox._json import corti_error
-from service.sandbox._logging import install_log_filters
-from service.sandbox.faults import FaultMiddleware
-from service.sandbox.oauth import Refusal, token_endpoint
-from service.sandbox.state import SandboxConfig, SandboxState
-from service.sandbox.streams import streams_endpoint
+from corti_sandbox import control, documents, rest, transcripts
+from corti_sandbox._json import corti_error
+from corti_sandbox._logging import install_log_filters
+from corti_sandbox.faults import FaultMiddleware
+from corti_sandbox.oauth import Refusal, token_endpoint
+from corti_sandbox.state import SandboxConfig, SandboxState
+from corti_sandbox.streams import streams_endpoint
 
 _I = "/v2/interactions/{interaction_id}"
 
