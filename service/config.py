@@ -1,4 +1,4 @@
-"""Settings, read from the environment names promised in contract.md."""
+"""Settings, read from the environment names promised in docs/contract.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Errors that reach clients, each with a code from contract.md."""
+"""Errors that reach clients, each with a code from docs/contract.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The `/streams` websocket: config, audio -> transcripts and facts, end -> usage.
 
-Script (corti-api.md section 12): the client sends its config; the sandbox
+Script (docs/corti-api.md section 12): the client sends its config; the sandbox
 answers `CONFIG_ACCEPTED`, or `CONFIG_DENIED` with a reason (bad config,
 unsupported language), `CONFIG_MISSING` (audio or another message first) or
 `CONFIG_NOT_PROVIDED` (nothing within `config_timeout`), then closes with 1000.

@@ -1,4 +1,4 @@
-"""Corti wire models (corti-api.md), camelCase on the wire, snake_case in Python.
+"""Corti wire models (docs/corti-api.md), camelCase on the wire, snake_case in Python.
 
 Responses are tolerant readers: unknown fields are ignored. Credits are
 `Decimal`, parsed from the JSON text with `parse_float=Decimal` (see

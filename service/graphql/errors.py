@@ -1,4 +1,4 @@
-"""Every error a client sees carries `extensions.code` (contract.md).
+"""Every error a client sees carries `extensions.code` (docs/contract.md).
 
 Expected errors (`AppError`) keep their message and code. Errors raised before
 execution (syntax, validation, variable coercion) are BAD_USER_INPUT. Anything

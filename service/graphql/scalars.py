@@ -1,4 +1,4 @@
-"""The DateTime and Decimal scalars of contract.md.
+"""The DateTime and Decimal scalars of docs/contract.md.
 
 A DateTime must carry an offset (`Z` or `+02:00`): billing data read in the
 wrong zone is silently wrong, so a time without one is refused, not guessed.

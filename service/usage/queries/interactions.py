@@ -29,7 +29,7 @@ async def interactions_pages(
     first: int,
     offset: int,
 ) -> dict[Hashable, Page[InteractionRow]]:
-    """Each owner's interactions, newest usage first (see contract.md).
+    """Each owner's interactions, newest usage first (see docs/contract.md).
 
     On PostgreSQL a page of a range is read per owner (LATERAL, LIMIT), which
     stops at the page instead of ranking every interaction of the owner; its
