@@ -7,11 +7,15 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from service.config import get_settings
 
 
 def _serve(args: argparse.Namespace) -> None:
+    if args.workers > 1:
+        _serve_many(args)
+        return
     import uvicorn
 
     from service.app import create_app
@@ -19,23 +23,50 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     configure(settings.log_level)
-    options = {
+    uvicorn.run(create_app(settings), **_uvicorn_options(args))
+
+
+def _serve_many(args: argparse.Namespace) -> None:
+    """`--workers N`: N processes; /metrics sums their series (multiprocess mode).
+
+    PROMETHEUS_MULTIPROC_DIR must be set before any process imports
+    prometheus_client, so it is set here first: a fresh temporary directory
+    removed on exit, unless the operator gave one.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="ledger-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        import uvicorn
+
+        from service.logs import configure
+
+        configure(get_settings().log_level)
+        # Each worker process imports the app itself (settings from the environment).
+        uvicorn.run(
+            "service.app:create_worker_app",
+            factory=True,
+            workers=args.workers,
+            **_uvicorn_options(args),
+        )
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "host": args.host,
         "port": args.port,
         "log_config": None,
         "access_log": False,
         "proxy_headers": False,
     }
-    if args.workers > 1:
-        # Each worker process imports the app itself (settings from the environment).
-        uvicorn.run(
-            "service.app:create_worker_app",
-            factory=True,
-            workers=args.workers,
-            **options,
-        )
-    else:
-        uvicorn.run(create_app(settings), **options)
 
 
 def _migrate(_args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from service.config import Settings, get_settings
@@ -19,9 +19,14 @@ from service.db.session import Database
 from service.export.routes import Exports
 from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
+from service.jobs.records import JobKind
 from service.live.feed import UsageFeed
 from service.middleware import BodyLimit, RequestContext
+from service.observability import metrics
+from service.observability.http import HttpMetrics
 from service.ratelimit import RateLimiter
+
+JOB_KINDS = tuple(kind.value for kind in JobKind)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -40,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.db = Database.from_url(
             settings.database_url, statement_timeout_ms=settings.statement_timeout_ms
         )
+        metrics.watch_pool(state.db.engine)
         state.feed = UsageFeed(state.db)
         await state.feed.start()
         try:
@@ -47,6 +53,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await state.feed.close()
             await state.db.dispose()
+            metrics.unwatch_pool(state.db.engine)
+            metrics.mark_process_dead()
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -59,16 +67,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    async def metrics_page(_request: Request) -> Response:
+        body = metrics.process_metrics() + await metrics.database_metrics(
+            state.db, JOB_KINDS
+        )
+        return Response(body, media_type=metrics.CONTENT_TYPE)
+
     return Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *([Route("/metrics", metrics_page)] if settings.metrics_enabled else []),
             *Exports(state).routes(),
             *dashboard.routes(),
         ],
         middleware=[
+            Middleware(HttpMetrics),
             Middleware(RequestContext),
             Middleware(
                 BodyLimit,

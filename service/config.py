@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = 15_000
     rate_limit_per_minute: int = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # GET /metrics on the API (Prometheus text format, no key).
+    metrics_enabled: bool = True
 
     # Background worker.
     worker_concurrency: int = 32

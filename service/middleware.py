@@ -54,6 +54,7 @@ class RequestContext:
             if scope["type"] == "http" and scope.get("path") not in (
                 "/healthz",
                 "/readyz",
+                "/metrics",
             ):
                 log.info(
                     "request",

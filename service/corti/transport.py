@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import AsyncIterable
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -35,6 +35,7 @@ from service.corti.exceptions import (
 )
 from service.corti.retry import RetryPolicy, call_with_retries
 from service.corti.schemas import TokenResponse, parse_json
+from service.observability.metrics import corti_request
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -199,7 +200,8 @@ class CortiTransport:
         billing: bool = False,
         replayable: bool = True,
     ) -> httpx.Response:
-        what = f"{method} {httpx.URL(url).path}"
+        path = httpx.URL(url).path
+        what = f"{method} {path}"
 
         async def attempt(token: str) -> httpx.Response:
             headers = dict(kwargs.get("headers") or {})
@@ -213,12 +215,14 @@ class CortiTransport:
             except httpx.UnsupportedProtocol as exc:
                 raise CortiError(f"{what}: unsupported URL scheme") from exc
             except httpx.TransportError as exc:
+                corti_request(method, path, "error")
                 reason = f"{type(exc).__name__} on {what}"
                 if billing and not isinstance(exc, _NOT_SENT):
                     raise CortiOutcomeUnknown(
                         f"{reason}; the create may have been billed"
                     ) from exc
                 raise CortiUnavailable(reason) from exc
+            corti_request(method, path, response.status_code)
             if response.is_success:
                 return response
             error = CortiError.from_response(response)
@@ -257,8 +261,9 @@ class CortiTransport:
                 {"tenant-name": self.tenant_name, "token": f"Bearer {token}"},
                 quote_via=quote,
             )
+            url_path = urlsplit(f"{self.wss_url}{path}").path
             try:
-                return await connect(
+                ws = await connect(
                     f"{self.wss_url}{path}?{query}",
                     open_timeout=open_timeout,
                     close_timeout=close_timeout,
@@ -266,6 +271,7 @@ class CortiTransport:
                     logger=_ws_logger,
                 )
             except InvalidStatus as exc:
+                corti_request("GET", url_path, exc.response.status_code)
                 raise CortiError.from_http(
                     exc.response.status_code,
                     bytes(exc.response.body or b""),
@@ -273,10 +279,13 @@ class CortiTransport:
                     what=f"websocket {what}",
                 ) from exc
             except (OSError, TimeoutError, InvalidHandshake) as exc:
+                corti_request("GET", url_path, "error")
                 # str(exc) is safe; the URL with its token is not in it.
                 raise CortiUnavailable(
                     f"cannot open {what}: {type(exc).__name__}"
                 ) from exc
+            corti_request("GET", url_path, 101)
+            return ws
 
         return await call_with_retries(
             self.retry, what, attempt, tokens=self._tokens, max_429_attempts=1

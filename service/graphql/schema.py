@@ -18,6 +18,7 @@ from service.graphql.mutations import IngestionMutation
 from service.graphql.queries import Query as UsageQuery
 from service.graphql.scalars import SCALAR_MAP
 from service.graphql.subscriptions import Subscription as UsageSubscription
+from service.observability.graphql import OperationMetrics
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -63,6 +64,7 @@ schema = Schema(
     subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=True),
     extensions=[
+        OperationMetrics,
         ErrorCodes,
         CostLimiter,
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

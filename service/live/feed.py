@@ -27,6 +27,7 @@ from sqlalchemy import ARRAY, Text, bindparam, column, func, select
 from service.db.session import Database
 from service.errors import AppError
 from service.live.events import UsageEvent, parse_payload, payloads
+from service.observability.metrics import LIVE_SUBSCRIBERS
 from service.usage.records import IngestOutcome, RecordRow, StoredRecord
 
 log = logging.getLogger("service.live")
@@ -116,9 +117,11 @@ class UsageFeed:
             await self._listener.wait_ready()
         subscriber = _Subscriber(self.queue_size)
         self._subscribers[tenant_id].add(subscriber)
+        LIVE_SUBSCRIBERS.inc()
         try:
             yield subscriber.events()
         finally:
+            LIVE_SUBSCRIBERS.dec()
             subscribers = self._subscribers.get(tenant_id)
             if subscribers is not None:
                 subscribers.discard(subscriber)

@@ -13,6 +13,7 @@ from service.db.base import new_uuid, utcnow
 from service.db.models import Interaction, UsageRecord
 from service.db.types import credits_text
 from service.errors import AppError, BadUserInput, Conflict, Forbidden
+from service.observability import metrics
 from service.usage import rollups
 from service.usage.records import (
     IngestOutcome,
@@ -96,7 +97,32 @@ class UsageService:
         *,
         single: bool = False,
     ) -> IngestOutcome:
-        """Store a batch all-or-nothing; errors name the index of the bad record."""
+        """Store a batch all-or-nothing; errors name the index of the bad record.
+
+        Counted in `ledger_usage_records_total` when the transaction commits
+        (refusals at once: they write nothing).
+        """
+        sources = [usage.source.value for usage in batch]
+        try:
+            outcome = await self._ingest(session, principal, batch, single=single)
+        except Conflict:
+            metrics.count_refused(sources, "conflict")
+            raise
+        except AppError:
+            metrics.count_refused(sources, "rejected")
+            raise
+        new = {id(r): r for r in outcome.records if isinstance(r, StoredRecord)}
+        metrics.count_stored(session, sources, list(new.values()))
+        return outcome
+
+    async def _ingest(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        batch: Sequence[UsageIn],
+        *,
+        single: bool = False,
+    ) -> IngestOutcome:
         principal.require_write()
         if len(batch) > MAX_BATCH:
             raise BadUserInput("records", f"at most {MAX_BATCH} records per call")

@@ -16,12 +16,20 @@ from collections.abc import Sequence
 from service.config import Settings, get_settings
 from service.corti import CortiClient
 from service.db.session import Database
+from service.jobs.records import JobKind
 from service.logs import configure
+from service.observability import metrics
+from service.observability.endpoint import start_endpoint
 from service.worker.runner import Worker
 
 
 async def run_worker(
-    settings: Settings, *, concurrency: int | None = None, worker_id: str | None = None
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    worker_id: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Run a worker with clients built from `settings` until a stop signal."""
     try:
@@ -32,6 +40,15 @@ async def run_worker(
         sys.stderr.write(f"worker: {error}\n")
         raise SystemExit(2) from None
     db = Database.from_url(settings.database_url)
+    metrics.watch_pool(db.engine)
+    endpoint = None
+    if metrics_port is not None:
+        kinds = [kind.value for kind in JobKind]
+
+        async def render() -> bytes:
+            return metrics.process_metrics() + await metrics.database_metrics(db, kinds)
+
+        endpoint = await start_endpoint(metrics_host, metrics_port, render)
     try:
         async with corti:
             worker = Worker(
@@ -46,7 +63,10 @@ async def run_worker(
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
     finally:
+        if endpoint is not None:
+            endpoint.close()
         await db.dispose()
+        metrics.unwatch_pool(db.engine)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,11 +83,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--worker-id", default=None, help="name in jobs.leased_by (default host:pid)"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve GET /metrics (Prometheus) on this port (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
     args = parser.parse_args(list(argv or []))
     settings = get_settings()
     configure(settings.log_level)
     asyncio.run(
-        run_worker(settings, concurrency=args.concurrency, worker_id=args.worker_id)
+        run_worker(
+            settings,
+            concurrency=args.concurrency,
+            worker_id=args.worker_id,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+        )
     )
 
 

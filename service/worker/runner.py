@@ -30,6 +30,7 @@ from service.jobs import queue
 from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.records import Finish, JobFailed
 from service.jobs.tasks import TASKS, JobRun
+from service.observability.metrics import JOB_ATTEMPTS
 from service.usage.records import RecordRow
 from service.usage.service import usage_service
 
@@ -240,6 +241,7 @@ class Worker:
                 continue
             break
         self.finished += 1
+        JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="succeeded").inc()
         log.info("job %s (%s) finished", job.id, job.kind.value)
         if inserted and self.publish is not None:
             await self.publish(inserted, self.db)
@@ -300,6 +302,7 @@ class Worker:
             base=self.settings.job_retry_base_seconds,
             cap=self.settings.job_retry_max_seconds,
         )
+        JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="retried").inc()
         log.warning(
             "job %s: attempt %d failed (%s); retrying in %.2fs",
             job.id,
@@ -312,6 +315,7 @@ class Worker:
         )
 
     async def _end(self, job: ClaimedJob, error: str) -> None:
+        JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="failed").inc()
         log.warning("job %s failed: %s", job.id, error)
         await self._write(queue.fail(self.db, job.lease, error, job.state))
 

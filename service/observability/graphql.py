@@ -1,0 +1,43 @@
+"""One measurement (and, with tracing on, one span) per GraphQL operation.
+
+Only the operation hook: strawberry's per-field hooks (its own tracing
+extensions) run for every resolved field and multiply a dashboard request's
+time several-fold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from service.observability.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
+
+TYPES = frozenset({"query", "mutation", "subscription"})
+
+
+class OperationMetrics(SchemaExtension):
+    """Counts each operation by type and outcome and observes its duration."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._observe(time.perf_counter() - started)
+
+    def _observe(self, seconds: float) -> None:
+        context = self.execution_context
+        try:
+            kind = context.operation_type.value
+        except Exception:  # noqa: BLE001 - no parsable operation: counted as a query
+            kind = "query"
+        if kind not in TYPES:
+            kind = "query"
+        result = context.result
+        failed = bool(context.pre_execution_errors) or bool(
+            getattr(result, "errors", None)
+        )
+        GRAPHQL_OPERATIONS.labels(type=kind, outcome="error" if failed else "ok").inc()
+        GRAPHQL_DURATION.labels(type=kind).observe(seconds)
