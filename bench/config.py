@@ -15,10 +15,11 @@ DATA = BENCH / ".data"
 RESULTS = BENCH / "results"
 
 Dialect = Literal["postgresql", "sqlite"]
-ScaleName = Literal["full", "small"]
+ScaleName = Literal["full", "medium", "small"]
+DatasetName = Literal["zipf", "dense"]
 
 # Bump when the generated data changes shape, so --reuse regenerates.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SEED = 20_251_125
 
 # The data ends here (UTC); the dashboard reads the 90 local days before it.
@@ -34,13 +35,21 @@ WRITES_TENANT = "bench-writes"
 WRITES_USERS = 20
 WRITES_INTERACTIONS = 200
 
-SECTIONS = ("ingest", "webhooks", "dashboard", "statements", "memory", "explain")
-SERVER_SECTIONS = ("ingest", "webhooks", "dashboard", "memory")
+SECTIONS = (
+    "ingest",
+    "webhooks",
+    "dashboard",
+    "postgraphile",
+    "statements",
+    "memory",
+    "explain",
+)
+SERVER_SECTIONS = ("ingest", "webhooks", "dashboard", "postgraphile", "memory")
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How much data to generate, and how long to measure."""
+    """How much data to generate, of which shape, and how long to measure."""
 
     name: ScaleName
     tenants: int
@@ -49,17 +58,50 @@ class Scale:
     records: int
     days: int
     ingest_records: int  # per method (API and hand-written)
-    webhook_requests: int
+    webhook_requests: int  # per mutation and way of authenticating
     dashboard_iterations: int
+    dataset: DatasetName = "zipf"
 
 
-def scale_for(dialect: Dialect, name: ScaleName) -> Scale:
-    """The scale of a run: full is 10M records on PostgreSQL, 1M on SQLite."""
-    if name == "small":
-        return Scale("small", 50, 1_000, 10_000, 100_000, 400, 20_000, 1_000, 20)
-    if dialect == "postgresql":
-        return Scale("full", 50, 5_000, 1_000_000, 10_000_000, 400, 200_000, 4_000, 50)
-    return Scale("full", 50, 5_000, 100_000, 1_000_000, 400, 50_000, 2_000, 30)
+# The dense data set: few tenants with few users each, and in every tenant one
+# service account (user id `service-account-NN`) that owns this share of its
+# usage; the others still have tens of thousands of records in the dashboard's
+# range at 1M records.
+DENSE_TENANTS = 4
+DENSE_USERS = 16
+SERVICE_ACCOUNT_SHARE = 0.5
+
+_RECORDS = {"small": 100_000, "medium": 1_000_000, "full": 10_000_000}
+
+
+def scale_for(
+    dialect: Dialect, name: ScaleName, dataset: DatasetName = "zipf"
+) -> Scale:
+    """small 100k, medium 1M, full 10M records (SQLite: full is 1M)."""
+    records = _RECORDS[name]
+    if dialect == "sqlite" and name == "full":
+        records = 1_000_000
+    # Measurement lengths: short enough for a shared 2-core machine.
+    ingest = {100_000: 8_000, 1_000_000: 20_000}.get(records, 100_000)
+    webhooks = 300 if records < 10_000_000 else 1_000
+    iterations = 20 if records < 10_000_000 else 30
+    if dataset == "dense":
+        return Scale(
+            name,
+            DENSE_TENANTS,
+            DENSE_USERS,
+            records // 10,
+            records,
+            400,
+            ingest,
+            webhooks,
+            iterations,
+            "dense",
+        )
+    users = 1_000 if records == 100_000 else 5_000
+    return Scale(
+        name, 50, users, records // 10, records, 400, ingest, webhooks, iterations
+    )
 
 
 def dashboard_range() -> tuple[datetime, datetime]:
@@ -85,13 +127,17 @@ class Target:
 
     @property
     def key(self) -> str:
-        """`postgresql-full`, `sqlite-small`, ..."""
-        return f"{self.dialect}-{self.scale.name}"
+        """`postgresql-full`, `sqlite-small`, `postgresql-dense-medium`, ..."""
+        if self.scale.dataset == "zipf":
+            return f"{self.dialect}-{self.scale.name}"
+        return f"{self.dialect}-{self.scale.dataset}-{self.scale.name}"
 
     @property
     def database_name(self) -> str:
         """The PostgreSQL database, or the SQLite file's stem."""
-        return "bench_ledger" if self.scale.name == "full" else "bench_ledger_small"
+        if self.scale.dataset == "zipf" and self.scale.name != "medium":
+            return "bench_ledger" if self.scale.name == "full" else "bench_ledger_small"
+        return f"bench_ledger_{self.scale.dataset}_{self.scale.name}"
 
     @property
     def sqlite_path(self) -> Path:

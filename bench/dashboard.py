@@ -25,13 +25,15 @@ from sqlalchemy import bindparam, text
 
 from bench.config import ZONE, ZONE_NAME, Target, dashboard_range, iso_local
 from bench.http import Connection, GraphQLError, graphql_body, graphql_data
+from bench.postgraphile import QUERY as PGL_QUERY
+from bench.postgraphile import PostGraphile, comparable
 from bench.server import Server, load_average
 from bench.stats import latency
 from service.db.session import Database
 from service.db.timebuckets import edges
 
 WARMUP = 3
-TIME_BUDGET_SECONDS = 150  # per tenant: stop early when queries are slow
+TIME_BUDGET_SECONDS = 90  # per tenant: stop early when queries are slow
 TOP_USERS = 20
 LATEST_INTERACTIONS = 10
 
@@ -308,8 +310,9 @@ async def _measure(
     connection: Connection,
     request: bytes,
     tenant: str,
+    pgl: PostGraphile | None,
 ) -> dict[str, Any]:
-    """One tenant: compare the answers once, then time both alternately."""
+    """One tenant: compare the answers once, then time them alternately."""
     entry = next(s for s in meta["summary"] if s["tenant"] == tenant)
     errors: list[str] = []
 
@@ -329,11 +332,28 @@ async def _measure(
         else ["the API answered with an error"]
     )
     truth = expected_credits(meta, tenant)
+    pgl_request = pgl.request(tenant, *dashboard_range()) if pgl else None
+    pgl_diffs: list[str] = []
+    pgl_ok = pgl is not None
+    if pgl is not None and pgl_request is not None:
+        try:
+            pgl_answer = comparable(await pgl.send(pgl_request), hand.edges)
+            pgl_diffs = (
+                differences(api_answer, pgl_answer)
+                if api_answer is not None
+                else ["the API answered with an error"]
+            )
+        except GraphQLError as error:
+            pgl_diffs = [f"PostGraphile: {error}"]
+            pgl_ok = False
     for _ in range(WARMUP - 1):
         await api()
         await hand.answer(tenant)
+        if pgl_ok and pgl is not None and pgl_request is not None:
+            await pgl.send(pgl_request)
     api_times: list[float] = []
     sql_times: list[float] = []
+    pgl_times: list[float] = []
     load_before = load_average()
     budget = time.perf_counter() + TIME_BUDGET_SECONDS
     for _ in range(target.scale.dashboard_iterations):
@@ -343,6 +363,10 @@ async def _measure(
         started = time.perf_counter()
         await hand.answer(tenant)
         sql_times.append(time.perf_counter() - started)
+        if pgl_ok and pgl is not None and pgl_request is not None:
+            started = time.perf_counter()
+            await pgl.send(pgl_request)
+            pgl_times.append(time.perf_counter() - started)
         if time.perf_counter() > budget and len(sql_times) >= 5:
             break
     api_latency = latency(api_times)
@@ -350,6 +374,19 @@ async def _measure(
     ratio = (
         round(api_latency["p50_ms"] / sql_latency["p50_ms"], 3) if api_times else None
     )
+    postgraphile: dict[str, Any] | None = None
+    if pgl is not None:
+        pgl_latency = latency(pgl_times)
+        postgraphile = {
+            "latency": pgl_latency,
+            "ratio_api_to_postgraphile_p50": round(
+                api_latency["p50_ms"] / pgl_latency["p50_ms"], 3
+            )
+            if api_times and pgl_times
+            else None,
+            "answers_identical": not pgl_diffs,
+            "differences": pgl_diffs[:5],
+        }
     return {
         "tenant": tenant,
         "records_in_range": entry["records"],
@@ -366,24 +403,31 @@ async def _measure(
         "api_totals_equal_generated": api_answer is not None
         and api_answer["credits"] == truth,
         "generated_totals": {k: str(v) for k, v in truth.items()},
+        "postgraphile": postgraphile,
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
 
 
 async def run(
-    target: Target, server: Server, key: str, meta: dict[str, Any]
+    target: Target,
+    server: Server,
+    key: str,
+    meta: dict[str, Any],
+    pgl: PostGraphile | None = None,
 ) -> dict[str, Any]:
-    """p50/p99 through the API and of the hand-written SQL, for two tenants."""
+    """p50/p99 through the API, of the hand-written SQL and (when given) of
+    PostGraphile, for the data set's tenants."""
     db = Database.from_url(target.url)
     hand = HandWritten(db, meta["columns"]["usage_records"])
     connection = Connection("127.0.0.1", server.port)
     headers = {"Authorization": f"Bearer {key}"}
     result: dict[str, Any] = {
         "query": QUERY.strip(),
-        "variables_example": variables(meta["tenants"]["large"]),
+        "variables_example": variables(next(iter(meta["tenants"].values()))),
         "handwritten_sql": hand.statements(),
         "handwritten_uses_copied_tenant_user": hand.copied,
+        "postgraphile_query": None if pgl is None else PGL_QUERY.strip(),
         "tenants": {},
     }
     try:
@@ -392,7 +436,7 @@ async def run(
                 "POST", "/graphql", graphql_body(QUERY, variables(tenant)), headers
             )
             result["tenants"][label] = await _measure(
-                target, meta, hand, connection, request, tenant
+                target, meta, hand, connection, request, tenant, pgl
             )
     finally:
         await connection.close()

@@ -16,6 +16,11 @@ The shape (all drawn from one seed, so every run generates the same data):
 - credits are log-normal per source with 9 decimals; 0.2 % of the records
   belong to interactions that were never registered.
 
+The dense data set (`scale.dataset == "dense"`) has the same shape with a few
+tenants of a few users each, and one service account per tenant (its first
+user, `service-account-NN`, active over the whole period) owning
+SERVICE_ACCOUNT_SHARE of the tenant's usage.
+
 Records are sorted by `created_at`, so the table is physically in time order,
 as it is when usage arrives as it happens. Ids are random UUIDs, as Corti's are.
 
@@ -34,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.config import DATA_END, ZONE, Dialect, Scale
+from bench.config import DATA_END, SERVICE_ACCOUNT_SHARE, ZONE, Dialect, Scale
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -436,6 +441,16 @@ def generate(scale: Scale, seed: int) -> Dataset:
     )
     last_day = np.clip(last_day, first_day + 30, days)
     user_ids = [f"user-{u:05d}" for u in range(1, users + 1)]
+    if scale.dataset == "dense":
+        # The first user of each tenant is its service account.
+        firsts = np.concatenate([[0], np.cumsum(per_tenant)[:-1]])
+        others = tenant_activity - activity[firsts]
+        activity[firsts] = others * SERVICE_ACCOUNT_SHARE / (1 - SERVICE_ACCOUNT_SHARE)
+        tenant_activity = np.bincount(user_tenant, weights=activity, minlength=tenants)
+        first_day[firsts] = 0
+        last_day[firsts] = days
+        for t, u in enumerate(firsts):
+            user_ids[u] = f"service-account-{t + 1:02d}"
     user_created = (
         start_us
         + first_day * DAY_US

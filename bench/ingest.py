@@ -35,7 +35,7 @@ from bench.config import (
     asyncpg_dsn,
 )
 from bench.http import Connection, drive, graphql_body, graphql_data
-from bench.server import Server, cpu_seconds, load_average
+from bench.server import Server, load_average
 from bench.stats import latency
 from service.db.base import new_uuid
 
@@ -318,6 +318,7 @@ async def run(
         "records_per_method": per_round * ROUNDS * BATCH,
         "handwritten_sql": writer.sql[:400] + (" ..." if len(writer.sql) > 400 else ""),
         "handwritten_copies_tenant_user": writer.copy_owner,
+        "server_workers": server.workers,
         "load_average_before": load_average(),
     }
     try:
@@ -338,9 +339,9 @@ async def run(
             requests = [
                 api_request(prepare, key, rows.batch()) for _ in range(per_round)
             ]
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = server.cpu()
             elapsed, latencies, accepted = await _api_round(server, requests)
-            server_cpu += cpu_seconds(server.pid) - cpu_before
+            server_cpu += server.cpu() - cpu_before
             _add(totals["api"], elapsed, latencies, accepted, per_round)
             del requests
             batches = [writer.params(rows.batch()) for _ in range(per_round)]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from service.auth.principal import ADMIN
+from service.auth.principal import ADMIN, Principal
 from service.config import Settings
 from service.db.session import Database
 from service.graphql.context import Context
@@ -18,14 +18,17 @@ from service.graphql.schema import schema
 
 
 async def execute(
-    db: Database, query: str, variables: dict[str, Any]
+    db: Database,
+    query: str,
+    variables: dict[str, Any],
+    principal: Principal = ADMIN,
 ) -> dict[str, Any]:
-    """Run an operation as an admin key would, without HTTP (and without the
-    key lookup that authentication adds over HTTP)."""
+    """Run an operation as an admin key (or `principal`) would, without HTTP
+    (and without the key lookup that authentication adds over HTTP)."""
     context = Context(
         db=db,
         settings=Settings(database_url=str(db.engine.url)),
-        principal=ADMIN,
+        principal=principal,
     )
     result = await schema.execute(
         query, variable_values=variables, context_value=context

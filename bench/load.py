@@ -3,13 +3,15 @@
 PostgreSQL: drop and create the database, migrate it with `python -m service
 migrate`, then COPY every table (asyncpg, text format, FREEZE for the two big
 ones). The big tables' indexes and constraints are dropped before the COPY and
-built again after it, which is how a bulk load should be done; then VACUUM
-ANALYZE and a CHECKPOINT, so neither autovacuum nor a checkpoint of the load
-runs during the measurements.
+built again after it, which is how a bulk load should be done; then a
+CHECKPOINT. Autovacuum is turned off on every table of the database and no
+ANALYZE runs, so the first measurements see the data as it is right after it
+was written (no statistics, as after a bulk ingest); `settle` then runs VACUUM
+ANALYZE, turns autovacuum back on and checkpoints, for the settled figures.
 
 SQLite: a fresh file under bench/.data/, migrated the same way, then
 executemany in one transaction per table with the secondary indexes dropped
-and rebuilt, then ANALYZE.
+and rebuilt; `settle` runs ANALYZE.
 
 Columns are read from the migrated tables. Those this module knows are
 filled (usage_records.tenant_id and user_id, interactions.last_usage_at, when
@@ -261,6 +263,7 @@ async def load_postgresql(target: Target, ds: Dataset) -> dict[str, Any]:
     )
     try:
         await conn.execute("SET maintenance_work_mem = '1GB'")
+        await _pg_autovacuum(conn, enabled=False)
         plan = Plan(await _pg_columns(conn))
         started = time.perf_counter()
         for table in ("tenants", "users"):
@@ -300,13 +303,54 @@ async def load_postgresql(target: Target, ds: Dataset) -> dict[str, Any]:
     conn = await asyncpg.connect(asyncpg_dsn(target.url))
     try:
         started = time.perf_counter()
-        await conn.execute("SET maintenance_work_mem = '1GB'")
-        await conn.execute("VACUUM (ANALYZE)")
         await conn.execute("CHECKPOINT")
-        timings["vacuum_analyze"] = time.perf_counter() - started
+        timings["checkpoint"] = time.perf_counter() - started
     finally:
         await conn.close()
     return {"timings": timings, "columns": plan.columns, "left_null": plan.left_null}
+
+
+async def _pg_autovacuum(conn: Any, *, enabled: bool) -> None:
+    """Autovacuum (and so auto-analyze) off or back to the default, every table."""
+    tables = await conn.fetch(
+        "SELECT quote_ident(relname) AS name FROM pg_class WHERE relkind = 'r' "
+        "AND relnamespace = 'public'::regnamespace"
+    )
+    for row in tables:
+        if enabled:
+            await conn.execute(f"ALTER TABLE {row['name']} RESET (autovacuum_enabled)")
+        else:
+            await conn.execute(
+                f"ALTER TABLE {row['name']} SET (autovacuum_enabled = off)"
+            )
+
+
+async def settle(target: Target) -> float:
+    """VACUUM ANALYZE (SQLite: ANALYZE), autovacuum back on; seconds taken."""
+    started = time.perf_counter()
+    if target.dialect == "sqlite":
+        con = sqlite3.connect(target.sqlite_path, isolation_level=None)
+        try:
+            con.execute("ANALYZE")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+    else:
+        conn = await asyncpg.connect(asyncpg_dsn(target.url))
+        try:
+            await conn.execute("SET maintenance_work_mem = '1GB'")
+            await conn.execute("VACUUM (ANALYZE)")
+            await _pg_autovacuum(conn, enabled=True)
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
+    meta = read_meta(target)
+    if meta is not None:
+        meta["settled"] = True
+        target.meta_path.write_text(json.dumps(meta, indent=1))
+    elapsed = time.perf_counter() - started
+    log(f"settled (VACUUM ANALYZE) in {elapsed:.1f} s")
+    return elapsed
 
 
 async def _single(data: bytes) -> AsyncIterator[bytes]:
@@ -375,14 +419,6 @@ def load_sqlite(target: Target, ds: Dataset) -> dict[str, Any]:
     finally:
         con.close()
     timings["rollups"] = asyncio.run(rebuild_rollups(target.url))
-    con = sqlite3.connect(path, isolation_level=None)
-    try:
-        started = time.perf_counter()
-        con.execute("ANALYZE")
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        timings["vacuum_analyze"] = time.perf_counter() - started
-    finally:
-        con.close()
     return {"timings": timings, "columns": plan.columns, "left_null": plan.left_null}
 
 
@@ -408,9 +444,12 @@ async def rebuild_rollups(url: str) -> float:
     return elapsed
 
 
-def choose_tenants(summary: list[dict[str, Any]]) -> dict[str, str]:
-    """The largest tenant and the median one, by records in the dashboard range."""
+def choose_tenants(summary: list[dict[str, Any]], dataset: str) -> dict[str, str]:
+    """The largest tenant and the median one, by records in the dashboard range
+    (the dense data set: its largest tenant only, labelled `dense`)."""
     ranked = sorted(summary, key=lambda s: (-s["records"], s["tenant"]))
+    if dataset == "dense":
+        return {"dense": ranked[0]["tenant"]}
     return {"large": ranked[0]["tenant"], "median": ranked[len(ranked) // 2]["tenant"]}
 
 
@@ -518,7 +557,8 @@ async def prepare(target: Target, reuse: bool) -> dict[str, Any]:
         "timings": timings,
         "columns": loaded["columns"],
         "left_null": loaded["left_null"],
-        "tenants": choose_tenants(summary),
+        "tenants": choose_tenants(summary, scale.dataset),
+        "settled": False,
         "summary": summary,
     }
     DATA.mkdir(parents=True, exist_ok=True)

@@ -45,14 +45,46 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (uvicorn's worker processes, for --workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    pending = list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child, []))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of every process below it that is running."""
+    total = 0.0
+    for each in [pid, *descendants(pid)]:
+        try:
+            total += cpu_seconds(each)
+        except (OSError, IndexError):
+            pass
+    return total
+
+
 def load_average() -> float:
     """The 1-minute load average (other work on the machine)."""
     with open("/proc/loadavg") as loadavg:
         return float(loadavg.read().split()[0])
 
 
-async def api_key(url: str) -> str:
-    """`python -m service keys create --role admin`; the key is the last line."""
+async def api_key(url: str, role: str = "admin") -> str:
+    """`python -m service keys create --role ROLE`; the key is the last line."""
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -61,9 +93,9 @@ async def api_key(url: str) -> str:
         "keys",
         "create",
         "--role",
-        "admin",
+        role,
         "--name",
-        "bench",
+        f"bench-{role}",
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -75,6 +107,14 @@ async def api_key(url: str) -> str:
     return out.decode().strip().splitlines()[-1]
 
 
+def _is_python(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"spawn_main" in cmdline.read()
+    except OSError:
+        return False
+
+
 @dataclass
 class Server:
     """A running server and what it has used so far."""
@@ -83,6 +123,7 @@ class Server:
     port: int = field(default_factory=free_port)
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     log_path: Path = DATA / "server.log"
+    workers: int = 1
     process: asyncio.subprocess.Process | None = None
     snapshots: list[dict[str, Any]] = field(default_factory=list)
 
@@ -109,6 +150,8 @@ class Server:
                 "serve",
                 "--port",
                 str(self.port),
+                "--workers",
+                str(self.workers),
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -134,6 +177,16 @@ class Server:
             await asyncio.sleep(0.2)
         self.snapshot("started")
 
+    def cpu(self) -> float:
+        """CPU seconds of the server so far (all its processes)."""
+        return tree_cpu_seconds(self.pid)
+
+    def api_pids(self) -> list[int]:
+        """The processes that serve requests (the worker processes with --workers)."""
+        if self.workers == 1:
+            return [self.pid]
+        return [p for p in descendants(self.pid) if _is_python(p)]
+
     def snapshot(self, label: str) -> dict[str, Any]:
         """Memory and CPU so far, remembered under a label."""
         status = proc_status(self.pid)
@@ -141,7 +194,7 @@ class Server:
             "after": label,
             "vm_hwm_mb": round(status.get("VmHWM", 0) / 1024, 1),
             "vm_rss_mb": round(status.get("VmRSS", 0) / 1024, 1),
-            "cpu_seconds": round(cpu_seconds(self.pid), 2),
+            "cpu_seconds": round(self.cpu(), 2),
         }
         self.snapshots.append(entry)
         return entry
