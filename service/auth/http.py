@@ -126,6 +126,10 @@ async def authenticate_request(
     secrets = _webhook_secrets(settings)
     # Only HTTP requests have a body to sign (a WebSocket has none).
     if signature and secrets and isinstance(request, Request):
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("application/json"):
+            # Never read a multipart (upload) body for a signature.
+            raise Unauthenticated("a signed webhook request must be application/json")
         body = await request.body()
         if not webhooks.verify(signature, body, secrets):
             raise Unauthenticated("invalid or expired webhook signature")

@@ -8,11 +8,14 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from cross_web import HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.types import ExecutionResult
 
 from service.auth.http import (
@@ -20,13 +23,21 @@ from service.auth.http import (
     check_rate,
     error_headers,
     http_status,
+    may_upload,
 )
 from service.auth.principal import Principal
 from service.config import Settings
 from service.dashboard import routes as dashboard
 from service.db.session import Database
-from service.errors import AppError, Unauthenticated
+from service.errors import AppError, Forbidden, Unauthenticated
 from service.graphql.context import Context
+from service.graphql.http_body import (
+    MalformedRequest,
+    media_type,
+    multipart_operations,
+    read_form,
+    request_data,
+)
 from service.graphql.subscriptions import authenticate_connection
 from service.logs import request_id_var
 
@@ -36,12 +47,33 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 def prefers_graphql_response(accept: str | None) -> bool:
-    """Whether the client asked for application/graphql-response+json first."""
+    """Whether the client asked for application/graphql-response+json first.
+
+    Media types are compared whole (`...+jsonx` is not the type); any header,
+    however odd, gives an answer.
+    """
     if not accept or GRAPHQL_RESPONSE not in accept:
         return False
-    media = [part.split(";")[0].strip() for part in accept.split(",")]
+    media = [part.split(";")[0].strip().lower() for part in accept.split(",")]
     ranked = [m for m in media if m in (GRAPHQL_RESPONSE, "application/json")]
-    return ranked[0] == GRAPHQL_RESPONSE
+    return bool(ranked) and ranked[0] == GRAPHQL_RESPONSE
+
+
+class _Refused(Exception):
+    """Answer the request with `response` before reading (more of) its body."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+class _Adapter(StarletteRequestAdapter):
+    """strawberry's request adapter, exposing the Starlette request."""
+
+    @property
+    def request(self) -> Request:
+        """The Starlette request."""
+        return self._request
 
 
 class _SubResponse(Response):
@@ -64,6 +96,8 @@ class GraphQLView(GraphQL[Context, None]):
     HTTP spec); `application/json` clients keep the classic always-200 form.
     """
 
+    request_adapter_class = _Adapter
+
     def __init__(self, schema: Any, state: Any) -> None:
         super().__init__(
             schema,
@@ -72,15 +106,105 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.state = state
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP: every refusal is a coded JSON error; the parsed form is closed."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            try:
+                response = await self.run(request)
+            except _Refused as refused:
+                response = refused.response
+            except HTTPException as error:
+                response = await self._early(
+                    request, MalformedRequest(error.reason), error.status_code
+                )
+            await response(scope, receive, send)
+        finally:
+            # Closes the multipart form, so no temporary file outlives the request.
+            await request.close()
+
     def decode_json(self, data: str | bytes) -> object:
         """JSON numbers become Decimal, so credits sent as numbers stay exact."""
         try:
             return json.loads(data, parse_float=Decimal)
         except json.JSONDecodeError:
             raise
-        except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        except (ValueError, RecursionError) as error:
+            # E.g. an integer of more than 4,300 digits, or nesting deeper than
+            # Python's recursion limit (HTTP bodies and websocket messages alike).
             text = data.decode(errors="replace") if isinstance(data, bytes) else data
-            raise json.JSONDecodeError(str(error), text, 0) from None
+            raise json.JSONDecodeError(type(error).__name__, text[:100], 0) from None
+
+    async def _early(
+        self, request: Request, error: AppError, status: int | None = None
+    ) -> Response:
+        """The response to a request refused before execution."""
+        sub_response = getattr(request.state, "sub_response", None)
+        if not isinstance(sub_response, _SubResponse):
+            sub_response = _SubResponse(request)
+            request.state.sub_response = sub_response
+        sub_response.status_code = status or http_status(error)
+        sub_response.headers.update(error_headers(error))
+        if sub_response.status_code == 401 or not isinstance(error, MalformedRequest):
+            # The body was not read: the client may still be sending it.
+            sub_response.headers["Connection"] = "close"
+        result = _failure(error.message, code=error.code, **error.extensions)
+        data = await self.process_result(request, result)
+        return self.create_response(data, sub_response)
+
+    async def _admit(self, request: Request, context: Context) -> Principal:
+        """Authenticate and rate-limit from the headers, before any body is read."""
+        try:
+            if context.principal is None:
+                raise context.auth_error or Unauthenticated("an API key is required")
+            check_rate(
+                self.state.rate_limiter,
+                context.principal,
+                request.client and request.client.host,
+            )
+        except AppError as error:
+            raise _Refused(await self._early(request, error)) from None
+        return context.principal
+
+    async def parse_http_body(self, request_adapter: Any) -> GraphQLRequestData:
+        """The request's operation, read only for an admitted caller.
+
+        A multipart body (audio) is read only for a caller that may upload;
+        every malformed shape is a 400 with BAD_USER_INPUT.
+        """
+        request: Request = request_adapter.request
+        principal = await self._admit(request, request.state.context)
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol: GraphQLRequestProtocol = transport.protocol if transport else "http"
+        try:
+            if request.method == "GET":
+                data: object = self.parse_query_params(request_adapter.query_params)
+            else:
+                media = media_type(request.headers.get("content-type"))
+                if media == "application/json":
+                    data = self.parse_json(await request.body())
+                elif media == "multipart/form-data":
+                    if not may_upload(principal):
+                        raise _Refused(
+                            await self._early(
+                                request,
+                                Forbidden(
+                                    f"a key with role {principal.role.value} "
+                                    "cannot upload audio"
+                                    + (" (signed webhook)" if principal.webhook else "")
+                                ),
+                            )
+                        )
+                    form = await read_form(request)
+                    data = multipart_operations(form, self.parse_json)
+                else:
+                    raise MalformedRequest("Unsupported content type")
+            return request_data(data, protocol)
+        except MalformedRequest as error:
+            raise _Refused(await self._early(request, error)) from None
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """A sub-response that knows the request's preferred media type."""
@@ -130,7 +254,7 @@ class GraphQLView(GraphQL[Context, None]):
             # unexpected error, rather than a bare 500 page.
             log.exception("authentication failed")
             principal, error = None, _internal(request_id)
-        return Context(
+        context = Context(
             db=db,
             settings=settings,
             principal=principal,
@@ -140,6 +264,8 @@ class GraphQLView(GraphQL[Context, None]):
             response=response,
             extras={"state": self.state},
         )
+        request.state.context = context
+        return context
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """GraphiQL from the service's own static files (no CDN)."""
@@ -158,19 +284,12 @@ class GraphQLView(GraphQL[Context, None]):
         root_value: Any,
         sub_response: Any,
     ) -> Any:
-        """Authenticate, rate-limit and time-limit every operation.
+        """Time-limit every operation (callers were admitted while parsing).
 
         Every operation, introspection included, needs a valid key.
         """
-        try:
-            if context.principal is None:
-                raise context.auth_error or Unauthenticated("an API key is required")
-            check_rate(
-                self.state.rate_limiter,
-                context.principal,
-                request.client and request.client.host,
-            )
-        except AppError as error:
+        if context.principal is None:  # never admitted: refuse, whatever the path
+            error = context.auth_error or Unauthenticated("an API key is required")
             sub_response.status_code = http_status(error)
             sub_response.headers.update(error_headers(error))
             return _failure(error.message, code=error.code, **error.extensions)
