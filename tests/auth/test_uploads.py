@@ -104,7 +104,7 @@ def _temp_fds() -> set[str]:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
-        if target.startswith(temp) or target.startswith("/tmp/"):
+        if target.startswith((temp, "/tmp/")):
             found.add(f"{fd}:{target}")
     return found
 
