@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -55,6 +56,7 @@ READS: list[tuple[str, str, dict[str, Any]]] = [
     ("interaction", INTERACTION, {"i": "int-t1-a"}),
 ]
 T1_CREDITS = 'query { tenant(id: "t1") { credits { total records } } }'
+OWNER = "query($i: ID!) { interaction(id: $i) { tenant { id } user { id } } }"
 
 
 @pytest_asyncio.fixture
@@ -126,8 +128,22 @@ async def test_ingest_can_write(
     variables: dict[str, Any],
 ) -> None:
     _, ingest = await new_key(db, "ingest", "t1")
+    before = await t1_credits(api, admin)
     result = await data(api, operation, variables, key=ingest)
-    assert result[name]
+    after = await t1_credits(api, admin)
+    if name == "registerInteraction":
+        assert result[name]["id"] == "int-new"
+        owner = await data(api, OWNER, {"i": "int-new"}, key=admin)
+        assert owner["interaction"] == {"tenant": {"id": "t1"}, "user": {"id": "u1"}}
+        assert after == before
+        return
+    if name == "ingestUsage":
+        assert result[name] == {"accepted": 1, "duplicates": 0}
+    else:
+        assert result[name]["id"]
+    # The write reached t1's totals: one more record, one more credit.
+    assert after["records"] == before["records"] + 1
+    assert Decimal(after["total"]) == Decimal(before["total"]) + 1
 
 
 async def test_ingest_reads_only_the_jobs_it_created(

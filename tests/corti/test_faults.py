@@ -6,6 +6,7 @@ find afterwards agree, and the client never repeats a billing create itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -26,6 +27,15 @@ from tests.fixtures.corti import MakeCorti, audio
 async def _statuses(control: SandboxControl, suffix: str) -> list[int]:
     requests = (await control.stats())["requests"]
     return [r["status"] for r in requests if r["path"].endswith(suffix)]
+
+
+async def _until_idle(control: SandboxControl) -> None:
+    """Wait (bounded) until the sandbox has no request in flight."""
+    for _ in range(500):
+        if (await control.stats())["in_flight"] == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the sandbox still has requests in flight")
 
 
 class TestServerErrors:
@@ -124,6 +134,11 @@ class TestSlowAnswers:
         await control.arm({"kind": "delay", "seconds": 1.0, "method": "GET"})
         async with make_corti(timeout=0.3) as corti:
             assert (await corti.get_interaction(interaction_id)).id == interaction_id
+        # The slow answer is still on its way: wait until the sandbox has sent it,
+        # then both GETs must be in its log (the one that timed out, the retry).
+        await _until_idle(control)
+        assert await _statuses(control, interaction_id) == [200, 200]
+        assert [f["remaining"] for f in await control.faults()] == [0]
 
     @pytest.mark.asyncio
     async def test_timeout_on_a_create_leaves_it_billed_and_findable(

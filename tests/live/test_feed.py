@@ -181,5 +181,13 @@ async def test_unregistered_usage_is_not_announced(
         await ws.subscribe(USAGE_RECORDED, {"t": "t1"})
         await subscribed("t1")
         await gql.data(DOCUMENT, {"i": "not-yet", "x": "doc-early", "c": "1"})
+        # Positive control: usage of a registered interaction, recorded after it,
+        # arrives, and first; doc-early would have come before it.
+        await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
+        await gql.data(DOCUMENT, {"i": "int-1", "x": "doc-control", "c": "1"})
+        message = await ws.receive(seconds=5.0)
+        assert message["payload"]["data"]["usageRecorded"]["externalId"] == (
+            "doc-control"
+        )
         assert await ws.nothing_within(0.3)
     await asyncio.sleep(0)
