@@ -46,7 +46,8 @@ class bucket_start(FunctionElement[Any]):
     PostgreSQL looks the timestamp up among the edges (`width_bucket`), so its
     own time zone data plays no part: that may differ from Python's, and it
     reads zone names such as "CET" as fixed-offset abbreviations. SQLite runs
-    the Python truncation that made the edges (see `tz_trunc`).
+    the Python truncation that made the edges (`timebuckets.truncate`, registered
+    on every SQLite connection as `tz_trunc`).
     """
 
     type = UTCDateTime()
@@ -97,48 +98,3 @@ def _check_unit_and_zone(unit: str, zone_name: str) -> None:
     zone(zone_name)  # KeyError unless a known IANA name
     if not _ZONE_TEXT.match(zone_name):
         raise ValueError(zone_name)
-
-
-class tz_trunc(FunctionElement[Any]):
-    """Start of the local hour/day/week/month holding a UTC timestamp."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-    name = "tz_trunc"
-    # unit and zone change the SQL text, so they belong in the cache key.
-    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own (instance-typed) name
-        *FunctionElement._traverse_internals,
-        ("unit", InternalTraversal.dp_string),
-        ("zone_name", InternalTraversal.dp_string),
-    ]
-
-    def __init__(self, column: Any, unit: str, zone_name: str) -> None:
-        _check_unit_and_zone(unit, zone_name)
-        self.unit = unit
-        self.zone_name = zone_name
-        super().__init__(column)
-
-
-@compiles(tz_trunc, "postgresql")
-def _tz_trunc_pg(element: tz_trunc, compiler: SQLCompiler, **kw: Any) -> str:
-    # Literals (validated above), so the same text can appear in GROUP BY.
-    column = compiler.process(element.clauses, **kw)
-    zone_name = PG_ZONE_EQUIVALENTS.get(element.zone_name, element.zone_name)
-    return f"date_trunc('{element.unit}', {column}, '{zone_name}')"
-
-
-# IANA zones with DST whose names PostgreSQL reads first as fixed-offset
-# abbreviations (pg_timezone_abbrevs). Each equals the zone tzdata itself links
-# it to (2024b), in Python's data from 1981 on (WET from 1997).
-PG_ZONE_EQUIVALENTS = {
-    "CET": "Europe/Brussels",
-    "MET": "Europe/Brussels",
-    "EET": "Europe/Athens",
-    "WET": "Europe/Lisbon",
-}
-
-
-@compiles(tz_trunc, "sqlite")
-def _tz_trunc_sqlite(element: tz_trunc, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.clauses, **kw)
-    return f"tz_trunc({column}, '{element.unit}', '{element.zone_name}')"

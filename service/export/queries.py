@@ -3,21 +3,31 @@
 Both statements are meant for `AsyncSession.stream()`: PostgreSQL answers them
 through a server-side cursor and SQLite through a stepping cursor, so the rows
 travel in fixed-size batches and memory stays flat whatever the row count.
+
+Local days are the GraphQL buckets' days: `bucket_start` over the edges that
+service/db/timebuckets.py computes with Python's zone data (never the
+database's), so daily.csv and `usage(granularity: DAY)` cannot disagree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, UsageRecord
-from service.db.sql import credit_sum, tz_trunc
+from service.db.sql import bucket_start, credit_sum
+from service.db.timebuckets import edges, zone
 from service.usage.queries import TimeWindow
 from service.usage.records import Source
 
 RowsSelect = Select[*tuple[Any, ...]]
+# A statement that needs the session first (to read the data's time bounds).
+Plan = Callable[[AsyncSession], Awaitable[RowsSelect]]
 
 
 @dataclass(frozen=True)
@@ -78,16 +88,47 @@ def usage_records(where: ExportFilter) -> RowsSelect:
     )
 
 
-def daily_totals(where: ExportFilter, zone_name: str) -> RowsSelect:
+async def day_edges(
+    session: AsyncSession, window: TimeWindow, zone_name: str
+) -> list[datetime]:
+    """Local midnights in `zone_name` around every record inside the window.
+
+    PostgreSQL places each record among them (`bucket_start`); SQLite runs the
+    same Python truncation row by row, so it needs none.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    # One snapshot for the bounds and the export, so no record committed in
+    # between falls outside the edges.
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    created = UsageRecord.created_at
+    where = window.filters()
+    # Two index lookups (ix_usage_records_created), whatever the row count.
+    low = select(func.min(created)).where(*where).scalar_subquery()
+    high = select(func.max(created)).where(*where).scalar_subquery()
+    first, last = (await session.execute(select(low, high))).one()
+    if first is None:
+        return []
+    end = last + timedelta(microseconds=1)
+    limit = (end - first).days + 3  # DST shifts never add a day
+    return edges(first, end, "day", zone(zone_name), limit)
+
+
+def daily_totals(where: ExportFilter, zone_name: str) -> Plan:
     """Credits and record counts per local day, tenant, user and source."""
-    day = tz_trunc(UsageRecord.created_at, "day", zone_name)
-    statement = select(
-        day.label("day"),
-        Interaction.tenant_id,
-        Interaction.user_id,
-        UsageRecord.source,
-        credit_sum(UsageRecord.credits).label("credits"),
-        func.count().label("records"),
-    )
-    keys = (day, Interaction.tenant_id, Interaction.user_id, UsageRecord.source)
-    return _joined(statement, where).group_by(*keys).order_by(*keys)
+
+    async def plan(session: AsyncSession) -> RowsSelect:
+        boundaries = await day_edges(session, where.window, zone_name)
+        day = bucket_start(UsageRecord.created_at, boundaries, "day", zone_name)
+        statement = select(
+            day.label("day"),
+            Interaction.tenant_id,
+            Interaction.user_id,
+            UsageRecord.source,
+            credit_sum(UsageRecord.credits).label("credits"),
+            func.count().label("records"),
+        )
+        keys = (day, Interaction.tenant_id, Interaction.user_id, UsageRecord.source)
+        return _joined(statement, where).group_by(*keys).order_by(*keys)
+
+    return plan

@@ -37,6 +37,7 @@ from service.errors import AppError, BadUserInput, Forbidden
 from service.export import formats
 from service.export.queries import (
     ExportFilter,
+    Plan,
     RowsSelect,
     daily_totals,
     usage_records,
@@ -225,7 +226,7 @@ class Exports:
 
         def build(
             where: ExportFilter, params: dict[str, str]
-        ) -> tuple[RowsSelect, bytes, formats.Encoder]:
+        ) -> tuple[RowsSelect | Plan, bytes, formats.Encoder]:
             zone_name = check_time_zone("timeZone", params.get("timeZone", "UTC"))
             return (
                 daily_totals(where, zone_name),
@@ -246,7 +247,8 @@ class Exports:
         request: Request,
         allowed: tuple[str, ...],
         build: Callable[
-            [ExportFilter, dict[str, str]], tuple[RowsSelect, bytes, formats.Encoder]
+            [ExportFilter, dict[str, str]],
+            tuple[RowsSelect | Plan, bytes, formats.Encoder],
         ],
         filename: str,
         media_type: str,
@@ -279,7 +281,10 @@ class Exports:
 
 
 async def _rows(
-    db: Database, statement: RowsSelect, header: bytes, encode: formats.Encoder
+    db: Database,
+    statement: RowsSelect | Plan,
+    header: bytes,
+    encode: formats.Encoder,
 ) -> AsyncGenerator[bytes]:
     if header:
         yield header
@@ -288,6 +293,8 @@ async def _rows(
             await session.execute(
                 text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
             )
+        if callable(statement):  # the daily export reads its days' edges first
+            statement = await statement(session)
         result = await session.stream(statement.execution_options(yield_per=BATCH_ROWS))
         async for rows in result.partitions():
             yield encode(rows)

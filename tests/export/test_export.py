@@ -16,13 +16,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 from starlette.requests import Request
 
 from service.config import Settings
 from service.db.models import UsageRecord
 from service.db.session import Database
-from service.db.sql import tz_trunc
+from service.export.queries import ExportFilter, daily_totals
 from service.export.routes import Exports
 from tests.fixtures.app import (
     GraphQLClient,
@@ -365,9 +364,6 @@ async def test_daily_export_days_follow_dst_in_zones_postgresql_abbreviates(
             )
         )
     async with db.read() as session:
-        day = (
-            await session.execute(
-                select(tz_trunc(UsageRecord.created_at, "day", "CET"))
-            )
-        ).scalar_one()
+        statement = await daily_totals(ExportFilter(), "CET")(session)
+        day = (await session.execute(statement)).one().day
     assert day == datetime(2025, 7, 1, 22, 0, tzinfo=UTC)  # local midnight of 2 July
