@@ -27,6 +27,7 @@ from bench.inprocess import capture, execute
 from bench.load import alembic_head, log, migrate, rollups_available
 from service.auth.principal import ADMIN
 from service.db.session import Database
+from service.uow import unit_of_work
 from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
 
@@ -99,10 +100,10 @@ async def _create(target: Target) -> None:
             log(f"statements database: tenant with {size:,} users")
             for lo in range(0, size, BATCH):
                 users = range(lo, min(lo + BATCH, size))
-                async with db.write() as session:
+                async with unit_of_work(db) as uow:
                     for k in users:
                         await usage_service.register_interaction(
-                            session,
+                            uow,
                             ADMIN,
                             interaction_id=f"{tenant}-i{k:05d}",
                             tenant_id=tenant,
@@ -125,8 +126,8 @@ async def _create(target: Target) -> None:
                                 created_at=at,
                             )
                         )
-                async with db.write() as session:
-                    await usage_service.ingest(session, ADMIN, batch)
+                async with unit_of_work(db) as uow:
+                    await usage_service.ingest(uow, ADMIN, batch)
     finally:
         await db.dispose()
     if target.dialect == "postgresql":

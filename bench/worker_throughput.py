@@ -49,6 +49,7 @@ from service.jobs.service import (
     job_service,
 )
 from service.migrate import upgrade
+from service.uow import unit_of_work
 from service.usage.service import usage_service
 from service.worker.runner import Worker
 
@@ -88,9 +89,9 @@ async def _queue_jobs(db: Database, corti: CortiClient, kind: str, n: int) -> No
     for i in range(n):
         created = await corti.create_interaction(f"bench-{i}")
         interaction_id = created.interaction_id
-        async with db.write() as session:
+        async with unit_of_work(db) as uow:
             await usage_service.register_interaction(
-                session,
+                uow,
                 ADMIN,
                 interaction_id=interaction_id,
                 tenant_id="bench",
@@ -98,20 +99,20 @@ async def _queue_jobs(db: Database, corti: CortiClient, kind: str, n: int) -> No
             )
             if kind == "document":
                 await job_service.request_document(
-                    session,
+                    uow,
                     ADMIN,
                     DocumentRequest(interaction_id, "soap", [f"Visit note {i}."]),
                 )
             elif kind == "transcript":
                 await job_service.request_transcript(
-                    session,
+                    uow,
                     ADMIN,
                     TranscriptRequest(interaction_id, audio=_Upload(AUDIO)),
                     max_audio_bytes=1 << 40,
                 )
             else:
                 await job_service.request_stream(
-                    session,
+                    uow,
                     ADMIN,
                     StreamRequest(interaction_id, audio=_Upload(AUDIO)),
                     max_audio_bytes=1 << 40,
@@ -152,7 +153,7 @@ async def _level(
                 for path in paths
             )
         )
-    worker = Worker(db, corti, settings, concurrency=concurrency, publish=None)
+    worker = Worker(db, corti, settings, concurrency=concurrency)
     started = time.perf_counter()
     task = asyncio.create_task(worker.run())
     while True:  # the database is the truth: poll it

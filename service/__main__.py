@@ -80,11 +80,13 @@ def _keys(args: argparse.Namespace) -> None:
     from service.auth.principal import Role
     from service.db.session import Database
     from service.errors import AppError
+    from service.uow import unit_of_work
 
     async def run() -> int:
         db = Database.from_url(get_settings().database_url)
         try:
-            async with db.write() as session:
+            async with unit_of_work(db) as uow:
+                session = uow.session
                 if args.keys_command == "create":
                     info, plain = await keys.create_key(
                         session, Role(args.role), args.tenant, args.name

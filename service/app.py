@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import SimpleNamespace
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -13,18 +12,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from service import domains
 from service.config import Settings, get_settings
 from service.dashboard import routes as dashboard
-from service.db.session import Database
 from service.export.routes import Exports
 from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
 from service.jobs.records import JobKind
-from service.live.feed import UsageFeed
 from service.middleware import BodyLimit, RequestContext
 from service.observability import metrics
 from service.observability.http import HttpMetrics
 from service.ratelimit import RateLimiter
+from service.state import AppState
 
 JOB_KINDS = tuple(kind.value for kind in JobKind)
 
@@ -37,23 +36,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.rate_limit_per_minute > 0
         else None
     )
-    state = SimpleNamespace(settings=settings, db=None, rate_limiter=limiter)
+    domains.load()  # event handlers and job kinds of every domain
+    state = AppState(settings, rate_limiter=limiter)
     view = GraphQLView(schema, state)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        state.db = Database.from_url(
-            settings.database_url, statement_timeout_ms=settings.statement_timeout_ms
-        )
+        await state.start()
         metrics.watch_pool(state.db.engine)
-        state.feed = UsageFeed(state.db)
-        await state.feed.start()
+        engine = state.db.engine
         try:
             yield
         finally:
-            await state.feed.close()
-            await state.db.dispose()
-            metrics.unwatch_pool(state.db.engine)
+            await state.close()
+            metrics.unwatch_pool(engine)
             metrics.mark_process_dead()
 
     async def healthz(_request: Request) -> JSONResponse:

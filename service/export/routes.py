@@ -43,6 +43,7 @@ from service.export.queries import (
     usage_records,
 )
 from service.graphql.scalars import parse_datetime
+from service.state import AppState
 from service.usage.queries import TimeWindow
 from service.usage.records import Source
 from service.validation import check_id, check_range, check_time_zone
@@ -148,7 +149,7 @@ def scoped_filter(principal: Principal, params: dict[str, str]) -> ExportFilter:
 class Exports:
     """The export endpoints of one app (they share its database and key check)."""
 
-    def __init__(self, state: Any, max_concurrent: int = MAX_CONCURRENT) -> None:
+    def __init__(self, state: AppState, max_concurrent: int = MAX_CONCURRENT) -> None:
         self.state = state
         self.slots = asyncio.Semaphore(max_concurrent)
 

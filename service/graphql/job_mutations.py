@@ -1,6 +1,6 @@
 """Mutations that queue Corti calls for the background worker.
 
-Each stores a job (and any uploaded audio) in one transaction and answers at
+Each stores a job (and any uploaded audio) in one unit of work and answers at
 once with the QUEUED job; `Query.job` follows it. Audio arrives as a GraphQL
 multipart upload (https://github.com/jaydenseric/graphql-multipart-request-spec).
 """
@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import strawberry
 from strawberry.file_uploads import Upload
 
+from service.auth.principal import Principal
 from service.budgets.enforcement import guard_job
 from service.graphql.context import Info
 from service.graphql.jobs import Job
@@ -24,6 +25,7 @@ from service.jobs.service import (
     TranscriptRequest,
     job_service,
 )
+from service.uow import UnitOfWork, unit_of_work
 
 LANGUAGE = "Language code of the audio, e.g. en, de, da."
 
@@ -37,6 +39,14 @@ async def _closing(upload: object) -> AsyncIterator[None]:
         close = getattr(upload, "close", None)
         if callable(close):
             await close()
+
+
+@asynccontextmanager
+async def _writing(info: Info) -> AsyncIterator[tuple[UnitOfWork, Principal]]:
+    """The caller (UNAUTHENTICATED if none) and a unit of work on its behalf."""
+    caller = info.context.caller
+    async with unit_of_work(info.context.db, caller) as uow:
+        yield uow, caller
 
 
 @strawberry.input(
@@ -132,16 +142,17 @@ class JobMutation:
     async def create_interaction(
         self, info: Info, input: InputArg[CreateInteractionInput]
     ) -> Job:
-        async with info.context.db.write() as session:
+        caller = info.context.caller
+        async with unit_of_work(info.context.db, caller) as uow:
             await guard_job(
-                session,
-                info.context.caller,
+                uow.session,
+                caller,
                 tenant_id=str(input.tenant_id),
                 user_id=str(input.user_id),
             )
             row = await job_service.create_interaction(
-                session,
-                info.context.caller,
+                uow,
+                caller,
                 NewInteraction(
                     tenant_id=str(input.tenant_id),
                     user_id=str(input.user_id),
@@ -162,13 +173,13 @@ class JobMutation:
     async def request_transcript(
         self, info: Info, input: InputArg[RequestTranscriptInput]
     ) -> Job:
-        async with _closing(input.audio), info.context.db.write() as session:
+        async with _closing(input.audio), _writing(info) as (uow, caller):
             await guard_job(
-                session, info.context.caller, interaction_id=str(input.interaction_id)
+                uow.session, caller, interaction_id=str(input.interaction_id)
             )
             row = await job_service.request_transcript(
-                session,
-                info.context.caller,
+                uow,
+                caller,
                 TranscriptRequest(
                     interaction_id=str(input.interaction_id),
                     audio=input.audio,
@@ -189,13 +200,14 @@ class JobMutation:
     async def request_document(
         self, info: Info, input: InputArg[RequestDocumentInput]
     ) -> Job:
-        async with info.context.db.write() as session:
+        caller = info.context.caller
+        async with unit_of_work(info.context.db, caller) as uow:
             await guard_job(
-                session, info.context.caller, interaction_id=str(input.interaction_id)
+                uow.session, caller, interaction_id=str(input.interaction_id)
             )
             row = await job_service.request_document(
-                session,
-                info.context.caller,
+                uow,
+                caller,
                 DocumentRequest(
                     interaction_id=str(input.interaction_id),
                     template_key=input.template_key,
@@ -214,13 +226,13 @@ class JobMutation:
     async def request_stream(
         self, info: Info, input: InputArg[RequestStreamInput]
     ) -> Job:
-        async with _closing(input.audio), info.context.db.write() as session:
+        async with _closing(input.audio), _writing(info) as (uow, caller):
             await guard_job(
-                session, info.context.caller, interaction_id=str(input.interaction_id)
+                uow.session, caller, interaction_id=str(input.interaction_id)
             )
             row = await job_service.request_stream(
-                session,
-                info.context.caller,
+                uow,
+                caller,
                 StreamRequest(
                     interaction_id=str(input.interaction_id),
                     audio=input.audio,

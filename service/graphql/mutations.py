@@ -1,4 +1,4 @@
-"""Webhook-style ingestion mutations; one transaction per mutation field."""
+"""Webhook-style ingestion mutations; one unit of work per mutation field."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import strawberry
 from service.errors import BadUserInput
 from service.graphql.context import Info
 from service.graphql.types import IngestResult, InputArg, Interaction, UsageRecord
-from service.live import new_records, publish_usage
+from service.uow import unit_of_work
 from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
 
@@ -134,11 +134,10 @@ def _input_fields(**renames: str) -> Iterator[None]:
 
 
 async def _record(info: Info, usage: UsageIn, **renames: str) -> UsageRecord:
+    caller = info.context.caller
     with _input_fields(**renames):
-        async with info.context.db.write() as session:
-            outcome = await usage_service.record(session, info.context.caller, usage)
-    if not outcome.duplicate:
-        await publish_usage([outcome.record], info.context.db)
+        async with unit_of_work(info.context.db, caller) as uow:
+            outcome = await usage_service.record(uow, caller, usage)
     return UsageRecord.from_model(outcome.record)
 
 
@@ -155,11 +154,12 @@ class IngestionMutation:
     async def register_interaction(
         self, info: Info, input: InputArg[RegisterInteractionInput]
     ) -> Interaction:
+        caller = info.context.caller
         with _input_fields():
-            async with info.context.db.write() as session:
+            async with unit_of_work(info.context.db, caller) as uow:
                 row = await usage_service.register_interaction(
-                    session,
-                    info.context.caller,
+                    uow,
+                    caller,
                     interaction_id=str(input.interaction_id),
                     tenant_id=str(input.tenant_id),
                     user_id=str(input.user_id),
@@ -241,9 +241,9 @@ class IngestionMutation:
             )
             for item in records
         ]
-        async with info.context.db.write() as session:
-            outcome = await usage_service.ingest(session, info.context.caller, batch)
-        await publish_usage(new_records(outcome), info.context.db)
+        caller = info.context.caller
+        async with unit_of_work(info.context.db, caller) as uow:
+            outcome = await usage_service.ingest(uow, caller, batch)
         return IngestResult(
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,

@@ -8,7 +8,7 @@ a missing or bad key closes the socket with 4403 before any operation runs.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.exceptions import ConnectionRejectionError
@@ -19,6 +19,7 @@ from service.graphql.context import Context, Info
 from service.graphql.types import UsageRecord
 from service.live.events import UsageEvent
 from service.live.feed import UsageFeed
+from service.state import AppState
 from service.usage.records import Source
 from service.validation import check_id
 
@@ -72,7 +73,7 @@ class Subscription:
     ) -> AsyncGenerator[UsageRecord]:
         usage = info.context.usage
         tenant = usage.watch(check_id("tenantId", tenant_id))
-        state: Any = info.context.extras["state"]
+        state: AppState = info.context.extras["state"]
         feed: UsageFeed = state.feed
         async with feed.subscribe(tenant) as events:
             async for event in events:

@@ -40,6 +40,7 @@ from service.graphql.http_body import (
 )
 from service.graphql.subscriptions import authenticate_connection
 from service.logs import request_id_var
+from service.state import AppState
 
 log = logging.getLogger("service.http")
 
@@ -98,7 +99,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     request_adapter_class = _Adapter
 
-    def __init__(self, schema: Any, state: Any) -> None:
+    def __init__(self, schema: Any, state: AppState) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",

@@ -11,6 +11,9 @@ Every later write of an attempt is fenced by (`leased_by`, `attempts`): after a
 lease ran out and another worker claimed the job, the stale attempt's writes
 match no row and raise `LeaseLost`, so it can neither save progress nor end
 the job.
+
+Every statement runs in a unit of work (service/uow.py); `finish` raises
+`JobFinished` in the caller's, the other helpers open their own.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import utcnow
 from service.db.models import Job
 from service.db.session import Database
+from service.events import JobFinished
 from service.jobs.audio import delete_audio
 from service.jobs.records import JobKind, JobState
+from service.uow import UnitOfWork, unit_of_work
 
 
 class LeaseLost(Exception):
@@ -121,8 +126,8 @@ async def claim(
         )
         .execution_options(synchronize_session=False)
     )
-    async with db.write() as session:
-        rows = (await session.execute(statement)).all()
+    async with unit_of_work(db) as uow:
+        rows = (await uow.session.execute(statement)).all()
     return [
         ClaimedJob(
             lease=Lease(row.id, holder, row.attempts),
@@ -151,18 +156,18 @@ async def renew(
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    async with db.write() as session:
-        return set((await session.execute(statement)).scalars())
+    async with unit_of_work(db) as uow:
+        return set((await uow.session.execute(statement)).scalars())
 
 
 async def save_state(db: Database, lease: Lease, state: dict[str, Any]) -> None:
     """Persist an attempt's progress (before a call Corti may bill)."""
-    async with db.write() as session:
-        await _fenced_update(session, lease, state=state, updated_at=utcnow())
+    async with unit_of_work(db) as uow:
+        await _fenced_update(uow.session, lease, state=state, updated_at=utcnow())
 
 
 async def finish(
-    session: AsyncSession,
+    uow: UnitOfWork,
     lease: Lease,
     *,
     failure: str | None,
@@ -172,10 +177,12 @@ async def finish(
 ) -> None:
     """End the job (SUCCEEDED, or FAILED with `failure`) and drop its audio.
 
-    Runs in the caller's transaction, which also holds the usage record.
+    Runs in the caller's unit of work, which also holds the job's result (a
+    usage record), and raises `JobFinished` there.
     """
+    status = (JobState.FAILED if failure else JobState.SUCCEEDED).value
     values: dict[str, Any] = {
-        "status": (JobState.FAILED if failure else JobState.SUCCEEDED).value,
+        "status": status,
         "error": failure,
         "state": state,
         "lease_expires_at": None,
@@ -185,14 +192,15 @@ async def finish(
         values["usage_record_id"] = usage_record_id
     if interaction_id is not None:
         values["interaction_id"] = interaction_id
-    await _fenced_update(session, lease, **values)
-    await delete_audio(session, lease.job_id)
+    kind = await _fenced_update(uow.session, lease, **values)
+    await delete_audio(uow.session, lease.job_id)
+    uow.raise_event(JobFinished(lease.job_id, kind, status))
 
 
 async def fail(db: Database, lease: Lease, error: str, state: dict[str, Any]) -> None:
     """End the job FAILED with a readable reason."""
-    async with db.write() as session:
-        await finish(session, lease, failure=error, state=state)
+    async with unit_of_work(db) as uow:
+        await finish(uow, lease, failure=error, state=state)
 
 
 async def retry_later(
@@ -200,9 +208,9 @@ async def retry_later(
 ) -> None:
     """Queue the job again after `delay` seconds, keeping the error visible."""
     now = utcnow()
-    async with db.write() as session:
+    async with unit_of_work(db) as uow:
         await _fenced_update(
-            session,
+            uow.session,
             lease,
             status=JobState.QUEUED.value,
             error=error,
@@ -216,9 +224,9 @@ async def retry_later(
 async def release(db: Database, lease: Lease, state: dict[str, Any]) -> None:
     """Give an unfinished job back at once (shutdown); the attempt is not counted."""
     now = utcnow()
-    async with db.write() as session:
+    async with unit_of_work(db) as uow:
         await _fenced_update(
-            session,
+            uow.session,
             lease,
             status=JobState.QUEUED.value,
             attempts=Job.attempts - 1,
@@ -229,13 +237,16 @@ async def release(db: Database, lease: Lease, state: dict[str, Any]) -> None:
         )
 
 
-async def _fenced_update(session: AsyncSession, lease: Lease, **values: Any) -> None:
+async def _fenced_update(session: AsyncSession, lease: Lease, **values: Any) -> str:
+    """Update the job if this lease still holds it; returns the job's kind."""
     result = await session.execute(
         update(Job)
         .where(_fence(lease))
         .values(**values)
-        .returning(Job.id)
+        .returning(Job.kind)
         .execution_options(synchronize_session=False)
     )
-    if result.scalar_one_or_none() is None:
+    kind = result.scalar_one_or_none()
+    if kind is None:
         raise LeaseLost(f"job {lease.job_id} is no longer held by {lease.holder}")
+    return kind

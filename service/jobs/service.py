@@ -1,8 +1,8 @@
-"""Queueing jobs: checks the input and stores the job; callers own the transaction.
+"""Queueing Corti jobs: checks the input and enqueues the job in the caller's unit of work.
 
 A job row (and its uploaded audio) is written in the transaction of the
-mutation that asks for it, so the worker sees it only once that commits, and
-bad input leaves nothing behind.
+mutation that asks for it (`UnitOfWork.enqueue`, the outbox), so the worker
+sees it only once that commits, and bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
 from service.corti.schemas import EncounterStatus, EncounterType
-from service.db.base import new_uuid, utcnow
+from service.db.base import new_uuid
 from service.db.models import Interaction, Job
 from service.errors import BadUserInput, Forbidden, NotFound
 from service.jobs.audio import Readable, pending_audio_bytes, store_audio
-from service.jobs.records import JobKind, JobState
+from service.jobs.records import JobKind
+from service.uow import UnitOfWork
 from service.validation import check_id
 
 ENCOUNTER_STATUSES: tuple[str, ...] = get_args(EncounterStatus)
@@ -95,7 +96,7 @@ class JobService:
     """Stores jobs for the worker; every method checks input before writing."""
 
     async def create_interaction(
-        self, session: AsyncSession, principal: Principal, data: NewInteraction
+        self, uow: UnitOfWork, principal: Principal, data: NewInteraction
     ) -> Job:
         """Queue POST /interactions/ followed by registering the mapping."""
         _require_job_writer(principal)
@@ -117,12 +118,12 @@ class JobService:
             "title": _text("input.title", data.title, required=False),
         }
         return await self._add(
-            session, principal, JobKind.CREATE_INTERACTION, payload, tenant_id, None
+            uow, principal, JobKind.CREATE_INTERACTION, payload, tenant_id, None
         )
 
     async def request_transcript(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         principal: Principal,
         data: TranscriptRequest,
         *,
@@ -130,7 +131,7 @@ class JobService:
     ) -> Job:
         """Queue an upload (unless `recording_id`) and a transcript."""
         _require_job_writer(principal)
-        interaction = await _interaction(session, principal, data.interaction_id)
+        interaction = await _interaction(uow.session, principal, data.interaction_id)
         if (data.audio is None) == (data.recording_id is None):
             raise BadUserInput("input.audio", "give either audio or recordingId")
         payload: dict[str, Any] = {
@@ -141,7 +142,7 @@ class JobService:
         if data.recording_id is not None:
             payload["recording_id"] = check_id("input.recordingId", data.recording_id)
         job = await self._add(
-            session,
+            uow,
             principal,
             JobKind.TRANSCRIPT,
             payload,
@@ -149,15 +150,15 @@ class JobService:
             interaction.id,
         )
         if data.audio is not None:
-            await self._store_audio(session, job, data.audio, max_audio_bytes)
+            await self._store_audio(uow.session, job, data.audio, max_audio_bytes)
         return job
 
     async def request_document(
-        self, session: AsyncSession, principal: Principal, data: DocumentRequest
+        self, uow: UnitOfWork, principal: Principal, data: DocumentRequest
     ) -> Job:
         """Queue POST .../documents/ with one `string` context."""
         _require_job_writer(principal)
-        interaction = await _interaction(session, principal, data.interaction_id)
+        interaction = await _interaction(uow.session, principal, data.interaction_id)
         context = "\n".join(data.context)
         if not context.strip():
             raise BadUserInput("input.context", "must contain some text")
@@ -170,7 +171,7 @@ class JobService:
             "name": f"corti-usage job {job_id}",
         }
         return await self._add(
-            session,
+            uow,
             principal,
             JobKind.DOCUMENT,
             payload,
@@ -181,7 +182,7 @@ class JobService:
 
     async def request_stream(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         principal: Principal,
         data: StreamRequest,
         *,
@@ -189,7 +190,7 @@ class JobService:
     ) -> Job:
         """Queue a /streams session that sends the uploaded audio."""
         _require_job_writer(principal)
-        interaction = await _interaction(session, principal, data.interaction_id)
+        interaction = await _interaction(uow.session, principal, data.interaction_id)
         if data.audio is None:
             raise BadUserInput("input.audio", "is required")
         payload = {
@@ -198,19 +199,19 @@ class JobService:
             )
         }
         job = await self._add(
-            session,
+            uow,
             principal,
             JobKind.STREAM,
             payload,
             interaction.tenant_id,
             interaction.id,
         )
-        await self._store_audio(session, job, data.audio, max_audio_bytes)
+        await self._store_audio(uow.session, job, data.audio, max_audio_bytes)
         return job
 
     async def _add(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         principal: Principal,
         kind: JobKind,
         payload: dict[str, Any],
@@ -219,23 +220,16 @@ class JobService:
         *,
         job_id: uuid.UUID | None = None,
     ) -> Job:
-        now = utcnow()
-        job = Job(
-            id=job_id or new_uuid(),
-            kind=kind.value,
-            status=JobState.QUEUED.value,
-            attempts=0,
-            payload=payload,
-            state={},
+        job_id = await uow.enqueue(
+            kind.value,
+            payload,
             tenant_id=tenant_id,
+            id=job_id or new_uuid(),
             interaction_id=interaction_id,
             api_key_id=principal.key_id,
-            run_after=now,
-            created_at=now,
-            updated_at=now,
         )
-        session.add(job)
-        await session.flush()
+        job = await uow.session.get(Job, job_id)  # in the session: no query
+        assert job is not None
         return job
 
     async def _store_audio(

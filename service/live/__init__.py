@@ -1,5 +1,5 @@
-"""Live usage updates: publish after commit, subscribe per tenant."""
+"""Live usage updates: published after commit (`UsageRecorded`), subscribed per tenant."""
 
-from service.live.feed import UsageFeed, new_records, publish_usage, running_feeds
+from service.live.feed import UsageFeed, publish_usage, running_feeds
 
-__all__ = ["UsageFeed", "new_records", "publish_usage", "running_feeds"]
+__all__ = ["UsageFeed", "publish_usage", "running_feeds"]

@@ -1,6 +1,7 @@
 """Live usage: committers publish, subscribers of any API process receive.
 
-On PostgreSQL, `publish_usage` sends `NOTIFY usage_recorded` and every API
+`publish_usage` runs after the commit of every unit of work that raised
+`UsageRecorded` (service/live/handlers.py). On PostgreSQL it sends `NOTIFY usage_recorded` and every API
 process's `UsageFeed` listens on a dedicated asyncpg connection, so a record
 written by any process (API or worker) reaches the subscribers of all of them.
 On SQLite, which has no notifications, events reach the feeds of the
@@ -26,9 +27,9 @@ from sqlalchemy import ARRAY, Text, bindparam, column, func, select
 
 from service.db.session import Database
 from service.errors import AppError
+from service.events import RecordFacts
 from service.live.events import UsageEvent, parse_payload, payloads
 from service.observability.metrics import LIVE_SUBSCRIBERS
-from service.usage.records import IngestOutcome, RecordRow, StoredRecord
 
 log = logging.getLogger("service.live")
 
@@ -216,20 +217,8 @@ def running_feeds() -> list[UsageFeed]:
     return [feed for feeds in _FEEDS.values() for feed in feeds]
 
 
-def new_records(outcome: IngestOutcome) -> list[RecordRow]:
-    """The records an ingest call inserted (not the redeliveries), once each.
-
-    UsageService returns the rows it inserted as `StoredRecord`s and loads
-    redelivered ones from the database (tests/live pin this down).
-    """
-    if outcome.accepted == 0:
-        return []
-    unique = {id(record): record for record in outcome.records}.values()
-    return [record for record in unique if isinstance(record, StoredRecord)]
-
-
-async def publish_usage(records: Sequence[RecordRow], db: Database) -> None:
-    """Announce committed usage records to live subscribers; call after commit.
+async def publish_usage(records: Sequence[RecordFacts], db: Database) -> None:
+    """Announce committed usage records to live subscribers (after commit).
 
     `db` is the database the records were committed to. Each event names the
     tenant copied onto the record when it was written (under the
@@ -259,7 +248,7 @@ async def publish_usage(records: Sequence[RecordRow], db: Database) -> None:
         log.exception("could not publish %d usage record(s)", len(records))
 
 
-def _events(records: Sequence[RecordRow]) -> list[UsageEvent]:
+def _events(records: Sequence[RecordFacts]) -> list[UsageEvent]:
     return [
         UsageEvent(
             id=str(record.id),

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.usage import rollups
-from service.usage.records import LOOKUP_CHUNK, chunks
+from service.usage.records import LOOKUP_CHUNK, StoredRecord, chunks
 
 
 class UsageRepository:
@@ -149,11 +149,12 @@ class UsageRepository:
 
     async def attribute_records(
         self, interaction_id: str, tenant_id: str, user_id: str
-    ) -> None:
+    ) -> list[StoredRecord]:
         """Copy the interaction's (new) owner onto all its usage records.
 
         The rollups move with them: out of the old owner's (if it had one),
-        into the new owner's.
+        into the new owner's. Returns the records whose owner changed, as
+        they are now (for `InteractionMoved`; read by the same statement).
         """
         deltas = rollups.Deltas()
         records = await self.session.execute(
@@ -163,14 +164,39 @@ class UsageRepository:
                 UsageRecord.created_at,
                 UsageRecord.source,
                 UsageRecord.credits,
+                UsageRecord.id,
+                UsageRecord.external_id,
+                UsageRecord.received_at,
+                UsageRecord.writer_tenant_id,
             ).where(UsageRecord.interaction_id == interaction_id)
         )
-        for old_tenant, old_user, created_at, source, credits in records:
+        moved: list[StoredRecord] = []
+        for record in records:
+            old_tenant, old_user = record.tenant_id, record.user_id
             if (old_tenant, old_user) == (tenant_id, user_id):
                 continue
+            created_at, source, credits = (
+                record.created_at,
+                record.source,
+                record.credits,
+            )
             if old_tenant is not None and old_user is not None:
                 deltas.add(old_tenant, old_user, created_at, source, credits, -1)
             deltas.add(tenant_id, user_id, created_at, source, credits)
+            moved.append(
+                StoredRecord(
+                    id=record.id,
+                    source=source,
+                    external_id=record.external_id,
+                    interaction_id=interaction_id,
+                    credits=credits,
+                    created_at=created_at,
+                    received_at=record.received_at,
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    writer_tenant_id=record.writer_tenant_id,
+                )
+            )
         await rollups.apply(self.session, deltas)
         await self.session.execute(
             update(UsageRecord)
@@ -187,6 +213,7 @@ class UsageRepository:
             .where(Interaction.id == interaction_id)
             .values(last_usage_at=latest)
         )
+        return moved
 
     async def touch_last_usage(self, latest: dict[str, datetime]) -> None:
         """Move each interaction's last_usage_at forward to the given instant."""

@@ -1,4 +1,9 @@
-"""Ledger operations: register interactions and record usage, exactly once."""
+"""Ledger operations: register interactions and record usage, exactly once.
+
+Each runs in the caller's unit of work (service/uow.py) and raises what it did:
+`UsageRecorded` for newly stored records, `InteractionMoved` when an
+interaction gets its first or a new owner.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from service.auth.principal import Principal
 from service.db.base import new_uuid, utcnow
 from service.db.models import Interaction, UsageRecord
 from service.db.types import credits_text
 from service.errors import AppError, BadUserInput, Conflict, Forbidden
+from service.events import InteractionMoved, UsageRecorded
 from service.observability import metrics
+from service.uow import UnitOfWork
 from service.usage import rollups
 from service.usage.records import (
     IngestOutcome,
@@ -36,11 +41,11 @@ def _prefixed(prefix: str, error: AppError) -> AppError:
 
 
 class UsageService:
-    """The ledger's write side; callers own the transaction."""
+    """The ledger's write side; callers own the unit of work."""
 
     async def register_interaction(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         principal: Principal,
         *,
         interaction_id: str,
@@ -54,7 +59,7 @@ class UsageService:
         user_id = check_id("userId", user_id)
         principal.require_write()
         principal.require_tenant(tenant_id)
-        repo = UsageRepository(session)
+        repo = UsageRepository(uow.session)
         await repo.lock_interactions([interaction_id])
         if principal.tenant_id is not None and await repo.foreign_writers(
             interaction_id, tenant_id
@@ -66,32 +71,40 @@ class UsageService:
         )
         row = await repo.lock_interaction(interaction_id)
         assert row is not None  # inserted above or already there; never deleted
+        new_owner = (tenant_id, user_id)
         if created:
-            await repo.attribute_records(interaction_id, tenant_id, user_id)
+            records = await repo.attribute_records(interaction_id, tenant_id, user_id)
+            uow.raise_event(InteractionMoved(interaction_id, None, new_owner, records))
             return row
         if not principal.sees_tenant(row.tenant_id):
             raise Forbidden("this interaction belongs to another tenant")
-        moved = (row.tenant_id, row.user_id) != (tenant_id, user_id)
+        old_owner = (row.tenant_id, row.user_id)
+        moved = old_owner != new_owner
         if moved or (created_at is not None and created_at != row.created_at):
             await repo.move_interaction(interaction_id, tenant_id, user_id, created_at)
             if moved:
-                await repo.attribute_records(interaction_id, tenant_id, user_id)
+                records = await repo.attribute_records(
+                    interaction_id, tenant_id, user_id
+                )
+                uow.raise_event(
+                    InteractionMoved(interaction_id, old_owner, new_owner, records)
+                )
             row = await repo.lock_interaction(interaction_id)
             assert row is not None
         return row
 
     async def record(
-        self, session: AsyncSession, principal: Principal, usage: UsageIn
+        self, uow: UnitOfWork, principal: Principal, usage: UsageIn
     ) -> RecordOutcome:
         """Store one usage record; a redelivery with the same credits is a no-op."""
-        outcome = await self.ingest(session, principal, [usage], single=True)
+        outcome = await self.ingest(uow, principal, [usage], single=True)
         return RecordOutcome(
             record=outcome.records[0], duplicate=outcome.duplicates == 1
         )
 
     async def ingest(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         principal: Principal,
         batch: Sequence[UsageIn],
         *,
@@ -104,7 +117,7 @@ class UsageService:
         """
         sources = [usage.source.value for usage in batch]
         try:
-            outcome = await self._ingest(session, principal, batch, single=single)
+            outcome = await self._ingest(uow, principal, batch, single=single)
         except Conflict:
             metrics.count_refused(sources, "conflict")
             raise
@@ -112,12 +125,12 @@ class UsageService:
             metrics.count_refused(sources, "rejected")
             raise
         new = {id(r): r for r in outcome.records if isinstance(r, StoredRecord)}
-        metrics.count_stored(session, sources, list(new.values()))
+        metrics.count_stored(uow.session, sources, list(new.values()))
         return outcome
 
     async def _ingest(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         principal: Principal,
         batch: Sequence[UsageIn],
         *,
@@ -142,7 +155,7 @@ class UsageService:
                 continue
             first_index[key] = len(rows)
             rows.append(row)
-        repo = UsageRepository(session)
+        repo = UsageRepository(uow.session)
         interaction_ids = sorted({r["interaction_id"] for r in rows})
         # Serialises with (re-)registration of the same interactions, so the
         # owner copied onto each record is the one committed with it.
@@ -174,9 +187,11 @@ class UsageService:
         if principal.tenant_id is not None and existing:
             await self._check_existing(repo, existing, batch, principal, single)
         stored: dict[tuple[str, str], RecordRow] = {}
+        new: list[StoredRecord] = []
         for key, row in zip(keys, rows, strict=True):
             if key in inserted:
-                stored[key] = StoredRecord(**row)
+                stored[key] = record = StoredRecord(**row)
+                new.append(record)
             else:
                 old = existing[key]
                 _check_same(
@@ -185,9 +200,11 @@ class UsageService:
                 stored[key] = old
         # Last, so the hot rollup rows stay locked only until the commit.
         await rollups.add_inserted(
-            session,
+            uow.session,
             [row for row in rows if (row["source"], row["external_id"]) in inserted],
         )
+        if new:
+            uow.raise_event(UsageRecorded(new))
         records = [stored[(u.source.value, u.external_id)] for u in batch]
         accepted = len(inserted)
         return IngestOutcome(

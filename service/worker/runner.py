@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import secrets
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
+from service import domains
 from service.auth.principal import Principal, Role
 from service.config import Settings
 from service.corti import CortiClient, CortiError, CortiInsufficientBalance
@@ -31,12 +31,11 @@ from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.records import Finish, JobFailed
 from service.jobs.tasks import TASKS, JobRun
 from service.observability.metrics import JOB_ATTEMPTS
+from service.uow import unit_of_work
 from service.usage.records import RecordRow
 from service.usage.service import usage_service
 
 log = logging.getLogger("service.worker")
-
-Publisher = Callable[[Sequence[RecordRow], Database], Awaitable[None]]
 
 # Waits between tries of a job's finishing transaction when the database fails.
 COMMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -45,16 +44,6 @@ COMMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 def default_worker_id() -> str:
     """host:pid:random, unique per worker process."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def live_publisher() -> Publisher | None:
-    """`service.live.publish_usage` when the live feed is installed."""
-    try:
-        module = importlib.import_module("service.live")
-    except ImportError:
-        return None
-    publish: Publisher | None = getattr(module, "publish_usage", None)
-    return publish
 
 
 class Worker:
@@ -68,15 +57,14 @@ class Worker:
         *,
         worker_id: str | None = None,
         concurrency: int | None = None,
-        publish: Publisher | None = None,
     ) -> None:
+        domains.load()
         self.db = db
         self.corti = corti
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = max(1, concurrency or settings.worker_concurrency)
         self.lease_seconds = float(settings.job_lease_seconds)
-        self.publish = publish if publish is not None else live_publisher()
         self.finished = 0
         self._running: dict[uuid.UUID, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         self._finishing: set[uuid.UUID] = set()
@@ -225,7 +213,7 @@ class Worker:
         self._finishing.add(job.id)
         for delay in (*COMMIT_RETRY_DELAYS, None):
             try:
-                inserted = await self._record(job, finish)
+                await self._record(job, finish)
             except LeaseLost:
                 log.warning("job %s: lease lost before it could finish", job.id)
                 return
@@ -243,17 +231,14 @@ class Worker:
         self.finished += 1
         JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="succeeded").inc()
         log.info("job %s (%s) finished", job.id, job.kind.value)
-        if inserted and self.publish is not None:
-            await self.publish(inserted, self.db)
 
-    async def _record(self, job: ClaimedJob, finish: Finish) -> list[RecordRow]:
-        """The finishing transaction; returns the usage records it inserted."""
+    async def _record(self, job: ClaimedJob, finish: Finish) -> None:
+        """The finishing unit of work (its events go out after the commit)."""
         principal = Principal(role=Role.INGEST, tenant_id=job.tenant_id)
-        inserted: list[RecordRow] = []
-        async with self.db.write() as session:
+        async with unit_of_work(self.db) as uow:
             if finish.register is not None:
                 await usage_service.register_interaction(
-                    session,
+                    uow,
                     principal,
                     interaction_id=finish.register.interaction_id,
                     tenant_id=finish.register.tenant_id,
@@ -261,12 +246,10 @@ class Worker:
                 )
             first: RecordRow | None = None
             for usage in finish.usage:
-                outcome = await usage_service.record(session, principal, usage)
+                outcome = await usage_service.record(uow, principal, usage)
                 first = first or outcome.record
-                if not outcome.duplicate:
-                    inserted.append(outcome.record)
             await queue.finish(
-                session,
+                uow,
                 job.lease,
                 failure=finish.failure,
                 state=job.state,
@@ -275,7 +258,6 @@ class Worker:
                     finish.register.interaction_id if finish.register else None
                 ),
             )
-        return inserted
 
     async def _corti_failed(self, job: ClaimedJob, error: CortiError) -> None:
         if isinstance(error, CortiInsufficientBalance):

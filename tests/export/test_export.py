@@ -9,7 +9,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from service.db.models import UsageRecord
 from service.db.session import Database
 from service.export.queries import ExportFilter, daily_totals
 from service.export.routes import Exports
+from service.state import AppState
 from tests.fixtures.app import (
     GraphQLClient,
     Server,
@@ -317,7 +317,7 @@ class TestExportLimits:
     async def test_concurrent_exports_are_capped(
         self, server: Server, db: Database, admin_key: str
     ) -> None:
-        state = SimpleNamespace(db=db, settings=server.settings, rate_limiter=None)
+        state = AppState(server.settings, db=db)
         exports = Exports(state, max_concurrent=1)
         scope = {
             "type": "http",

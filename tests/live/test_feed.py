@@ -17,8 +17,10 @@ from sqlalchemy.engine import make_url
 from service.db.models import UsageRecord
 from service.db.session import Database
 from service.errors import AppError
-from service.live import UsageFeed, publish_usage, running_feeds
+from service.events import UsageRecorded
+from service.live import UsageFeed, running_feeds
 from service.live.events import UsageEvent, parse_payload, payloads
+from service.uow import unit_of_work
 from tests.fixtures.app import GraphQLClient, Server, start_server, stop_server
 from tests.fixtures.database import BACKEND
 from tests.live.client import USAGE_RECORDED, bearer, socket, subscribed, until
@@ -114,7 +116,7 @@ async def test_across_two_server_instances(
 async def test_worker_process_publishes_with_its_own_database(
     server: Server, database_url: str, gql: GraphQLClient, admin_key: str
 ) -> None:
-    """What the worker does: commit with its own engine, then publish_usage."""
+    """What the worker does: commit with its own engine, then announce (after commit)."""
     await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
     worker_db = Database.from_url(database_url)
     try:
@@ -134,9 +136,9 @@ async def test_worker_process_publishes_with_its_own_database(
                 tenant_id="t1",
                 user_id="u1",
             )
-            async with worker_db.write() as session:
-                session.add(record)
-            await publish_usage([record], worker_db)
+            async with unit_of_work(worker_db) as uow:
+                uow.session.add(record)
+                uow.raise_event(UsageRecorded([record]))
             message = await ws.receive(seconds=1.0)
         assert message["payload"]["data"]["usageRecorded"]["credits"] == "3.25"
     finally:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from service.auth.principal import ADMIN
 from service.db.models import Interaction, UsageRecord
 from service.db.session import Database
+from service.uow import unit_of_work
 from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
 
@@ -42,15 +43,15 @@ async def _batch(db: Database, rng: random.Random, number: int) -> None:
         )
         for n in range(50)
     ]
-    async with db.write() as session:
-        await usage_service.ingest(session, ADMIN, batch)
+    async with unit_of_work(db) as uow:
+        await usage_service.ingest(uow, ADMIN, batch)
 
 
 async def _register(db: Database, rng: random.Random) -> None:
     tenant, user = rng.choice(OWNERS)
-    async with db.write() as session:
+    async with unit_of_work(db) as uow:
         await usage_service.register_interaction(
-            session,
+            uow,
             ADMIN,
             interaction_id=rng.choice(INTERACTIONS),
             tenant_id=tenant,

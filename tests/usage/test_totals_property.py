@@ -27,6 +27,7 @@ from service.db.base import Base
 from service.db.models import TenantHourUsage, UserDayUsage
 from service.db.session import Database
 from service.errors import Conflict
+from service.uow import unit_of_work
 from service.usage import queries
 from service.usage.queries import Owner, TimeWindow, UserOrder
 from service.usage.records import Source, UsageIn
@@ -94,9 +95,9 @@ async def _scenario(
         owners: dict[str, tuple[str, str]] = {}
         for op in ops:
             if isinstance(op, Register):
-                async with db.write() as session:
+                async with unit_of_work(db) as uow:
                     await usage_service.register_interaction(
-                        session,
+                        uow,
                         ADMIN,
                         interaction_id=op.interaction,
                         tenant_id=op.tenant,
@@ -117,8 +118,8 @@ async def _scenario(
                 first.credits != op.credits or first.interaction != op.interaction
             )
             try:
-                async with db.write() as session:
-                    await usage_service.record(session, ADMIN, usage)
+                async with unit_of_work(db) as uow:
+                    await usage_service.record(uow, ADMIN, usage)
             except Conflict:
                 assert conflict, f"unexpected conflict for {op}"
             else:

@@ -25,7 +25,7 @@ from service.config import Settings
 from service.corti import CortiClient
 from service.db.models import Job, JobAudioChunk, UsageRecord
 from service.db.session import Database
-from service.worker.runner import Publisher, Worker
+from service.worker.runner import Worker
 from tests.fixtures.app import GraphQLClient
 
 CREATE = """
@@ -95,7 +95,6 @@ async def run_worker(
         *,
         database: Database | None = None,
         concurrency: int | None = None,
-        publish: Publisher | None = None,
         **overrides: Any,
     ) -> AsyncIterator[Worker]:
         settings = worker_settings(database_url, **overrides)
@@ -104,7 +103,6 @@ async def run_worker(
             client or corti,
             settings,
             concurrency=concurrency,
-            publish=publish,
         )
         task = asyncio.create_task(worker.run())
         workers.append((worker, task))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -13,6 +12,7 @@ from corti_sandbox.testing import SandboxControl
 from service.corti import CortiClient
 from service.db.models import Job, UsageRecord
 from service.db.session import Database
+from service.events import UsageRecorded, after_commit, remove_handler
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import MakeCorti, audio
 from tests.worker.conftest import (
@@ -217,15 +217,21 @@ class TestSharing:
     ) -> None:
         published: list[tuple[str, bool]] = []
 
-        async def publish(records: Sequence[UsageRecord], database: Database) -> None:
-            for record in records:
+        @after_commit(UsageRecorded)
+        async def publish(event: UsageRecorded, database: Database) -> None:
+            for record in event.records:
                 async with database.read() as session:
                     stored = await session.get(UsageRecord, record.id)
                 published.append((record.external_id, stored is not None))
 
-        async with run_worker(publish=publish):
-            interaction_id = await new_interaction(gql)
-            job = await wait_for_job(gql, await request_document(gql, interaction_id))
+        try:
+            async with run_worker():
+                interaction_id = await new_interaction(gql)
+                job = await wait_for_job(
+                    gql, await request_document(gql, interaction_id)
+                )
+        finally:
+            remove_handler(publish)
         assert published == [(job["usage"]["externalId"], True)]
 
     async def test_two_workers_share_one_queue(

@@ -13,6 +13,7 @@ from service.db.session import Database
 from service.jobs import queue
 from service.jobs.queue import LeaseLost
 from service.jobs.records import JobKind
+from service.uow import unit_of_work
 
 
 async def _add_jobs(db: Database, count: int) -> set[uuid.UUID]:
@@ -92,9 +93,9 @@ class TestLease:
         assert taken.lease.attempt == 2
         with pytest.raises(LeaseLost):
             await queue.save_state(db, dead.lease, {"x": 1})
-        async with db.write() as session:
+        async with unit_of_work(db) as uow:
             with pytest.raises(LeaseLost):
-                await queue.finish(session, dead.lease, failure=None, state={})
+                await queue.finish(uow, dead.lease, failure=None, state={})
         assert await queue.renew(db, [dead.lease], 30) == set()
         await queue.save_state(db, taken.lease, {"progress": True})
 
