@@ -1,10 +1,15 @@
-"""Row encodings: CSV (RFC 4180) and NDJSON, a batch of rows at a time."""
+"""Row encodings: CSV (RFC 4180) and NDJSON, a batch of rows at a time.
+
+Every CSV the service writes goes through `csv_cell`, which neutralises
+spreadsheet formulas the way OWASP recommends for CSV injection.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,6 +31,30 @@ DAILY_COLUMNS = ("date", "tenantId", "userId", "source", "credits", "records")
 
 Encoder = Callable[[Sequence[Any]], bytes]
 
+# OWASP's formula triggers (=, +, -, @, tab, carriage return), and | (DDE in
+# older spreadsheets) and newline for good measure.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|")
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to put in a CSV cell that a spreadsheet will open.
+
+    Text that starts with a formula trigger gets a leading `'` (the spreadsheet
+    shows it as text and drops the quote); plain decimal numbers (credits such as
+    `-0.5`, record counts) and non-text values are left alone, so they stay
+    numbers. NULL becomes an empty cell. Budgets and any later CSV call this too.
+    """
+    if value is None:
+        return ""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_START)
+        and not PLAIN_NUMBER.match(value)
+    ):
+        return "'" + value
+    return value
+
 
 def usage_values(row: Any) -> tuple[Any, ...]:
     """A usage row as JSON-ready values (credits exact, times UTC with Z)."""
@@ -46,8 +75,14 @@ def daily_values(zone_name: str) -> Callable[[Any], tuple[Any, ...]]:
 
     def values(row: Any) -> tuple[Any, ...]:
         day: datetime = row.day
+        try:
+            local = day.astimezone(tz).date().isoformat()
+        except OverflowError:
+            # Within two days of year 1 or 9999 the query groups by UTC day
+            # (see queries.daily_totals): the local date may not exist in Python.
+            local = day.date().isoformat()
         return (
-            day.astimezone(tz).date().isoformat(),
+            local,
             row.tenant_id,
             row.user_id,
             row.source,
@@ -60,14 +95,12 @@ def daily_values(zone_name: str) -> Callable[[Any], tuple[Any, ...]]:
 
 def csv_header(columns: Sequence[str]) -> bytes:
     """The header line."""
-    return _csv_lines([columns])
+    return _csv_lines([[csv_cell(c) for c in columns]])
 
 
 def csv_encoder(values: Callable[[Any], tuple[Any, ...]]) -> Encoder:
-    """Rows to CSV lines; NULL becomes an empty field."""
-    return lambda rows: _csv_lines(
-        [["" if v is None else v for v in values(row)] for row in rows]
-    )
+    """Rows to CSV lines; every cell through `csv_cell`."""
+    return lambda rows: _csv_lines([[csv_cell(v) for v in values(row)] for row in rows])
 
 
 def ndjson_encoder(

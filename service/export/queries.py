@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, UsageRecord
@@ -28,6 +28,18 @@ from service.usage.records import Source
 RowsSelect = Select[*tuple[Any, ...]]
 # A statement that needs the session first (to read the data's time bounds).
 Plan = Callable[[AsyncSession], Awaitable[RowsSelect]]
+# Records outside [EARLIEST_LOCAL, LATEST_LOCAL) may have a local day in year 0
+# or 10000, which Python cannot hold: daily.csv groups them by UTC day.
+EARLIEST_LOCAL = datetime(1, 1, 3, tzinfo=UTC)
+LATEST_LOCAL = datetime(9999, 12, 29, tzinfo=UTC)
+EDGE_UTC_DAYS = [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(1, 1, 2, tzinfo=UTC),
+    EARLIEST_LOCAL,
+    LATEST_LOCAL,
+    datetime(9999, 12, 30, tzinfo=UTC),
+    datetime(9999, 12, 31, tzinfo=UTC),
+]
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,7 @@ async def day_edges(
     # between falls outside the edges.
     await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     created = UsageRecord.created_at
-    where = window.filters()
+    where = [*window.filters(), created >= EARLIEST_LOCAL, created < LATEST_LOCAL]
     # Two index lookups (ix_usage_records_created), whatever the row count.
     low = select(func.min(created)).where(*where).scalar_subquery()
     high = select(func.max(created)).where(*where).scalar_subquery()
@@ -115,11 +127,22 @@ async def day_edges(
 
 
 def daily_totals(where: ExportFilter, zone_name: str) -> Plan:
-    """Credits and record counts per local day, tenant, user and source."""
+    """Credits and record counts per local day, tenant, user and source.
+
+    Records within two days of year 1's first or year 9999's last instant are
+    grouped by UTC day (EARLIEST_LOCAL), so any stored date exports.
+    """
 
     async def plan(session: AsyncSession) -> RowsSelect:
         boundaries = await day_edges(session, where.window, zone_name)
-        day = bucket_start(UsageRecord.created_at, boundaries, "day", zone_name)
+        created = UsageRecord.created_at
+        day: ColumnElement[Any] = case(
+            (
+                or_(created < EARLIEST_LOCAL, created >= LATEST_LOCAL),
+                bucket_start(created, EDGE_UTC_DAYS, "day", "UTC"),
+            ),
+            else_=bucket_start(created, boundaries, "day", zone_name),
+        )
         statement = select(
             day.label("day"),
             Interaction.tenant_id,
