@@ -293,14 +293,13 @@ class TestConcurrency:
         ]
         async with run_worker() as worker:
             assert worker.concurrency == 32  # the default WORKER_CONCURRENCY
-            started = asyncio.get_running_loop().time()
             peak = 0
             while await _unfinished(db):
                 peak = max(peak, worker.running)
                 await asyncio.sleep(0.01)
-            elapsed = asyncio.get_running_loop().time() - started
         jobs = [(await gql.data(JOB, {"id": job_id}))["job"] for job_id in job_ids]
+        # 32 calls in flight at once is the property; a wall-clock bound
+        # would also measure how busy the machine is.
         assert peak == 32
         assert all(job["status"] == "SUCCEEDED" for job in jobs)
-        assert elapsed < 4  # one call after another would take 20 s
         await assert_billed_once(control, db)
