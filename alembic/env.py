@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy.engine import Connection
 
 from alembic import context
+from service.auth import models as auth_models  # noqa: F401 - registers the tables
 from service.budgets import models as budget_models  # noqa: F401 - registers the tables
 from service.config import get_settings
 from service.db import models  # noqa: F401 - registers the tables

@@ -133,6 +133,11 @@ async def authenticate_request(
         body = await request.body()
         if not webhooks.verify(signature, body, secrets):
             raise Unauthenticated("invalid or expired webhook signature")
+        if not await webhooks.first_use(db, signature, body):
+            raise Unauthenticated(
+                "this signed webhook request was already received; sign each "
+                "request anew"
+            )
         return Principal(role=Role.INGEST, webhook=True)
     raise Unauthenticated(BEARER_REQUIRED)
 

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from service.auth.models import SeenWebhookSignature
+from service.db.session import Database
 
 TOLERANCE_SECONDS = 300
+# Expired rows are deleted on every PRUNE_EVERY-th accepted request.
+PRUNE_EVERY = 100
+_accepted = itertools.count(1)
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -22,6 +35,52 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
         secret.encode(), f"{t}.".encode() + body, hashlib.sha256
     ).hexdigest()
     return f"t={t},v1={digest}"
+
+
+def signed_at(header: str) -> int | None:
+    """The header's `t=` (unix seconds), or None."""
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def first_use(db: Database, header: str, body: bytes) -> bool:
+    """Record a verified request; False if the same signed request was seen.
+
+    One unique insert in the shared database, so a replay is refused by every
+    API process, also while another one is handling the original.
+    """
+    timestamp = signed_at(header) or 0
+    digest = hashlib.sha256(f"{timestamp}.".encode() + body).hexdigest()
+    expires = datetime.fromtimestamp(timestamp, UTC) + timedelta(
+        seconds=TOLERANCE_SECONDS + 60
+    )
+    async with db.write() as session:
+        insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+        result = await session.execute(
+            insert(SeenWebhookSignature)
+            .values(digest=digest, expires_at=expires)
+            .on_conflict_do_nothing(index_elements=["digest"])
+            .returning(SeenWebhookSignature.digest)
+        )
+        fresh = result.first() is not None
+        if fresh and next(_accepted) % PRUNE_EVERY == 0:
+            await prune(session)
+    return fresh
+
+
+async def prune(session: Any) -> None:
+    """Delete the rows whose signatures have expired anyway."""
+    await session.execute(
+        delete(SeenWebhookSignature).where(
+            SeenWebhookSignature.expires_at < datetime.now(UTC)
+        )
+    )
 
 
 def verify(
