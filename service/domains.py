@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from service.jobs import tasks as corti_jobs
 from service.live import handlers as live_handlers
 
 DOMAIN_MODULES: tuple[ModuleType, ...] = (
     live_handlers,  # after_commit(UsageRecorded): the live feed
+    corti_jobs,  # job kinds createInteraction, requestTranscript, ...
 )
 
 

@@ -213,3 +213,12 @@ class JobAudioChunk(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class JobSchedule(Base):
+    """The last due time enqueued per scheduled job (service/jobs/schedule.py)."""
+
+    __tablename__ = "job_schedules"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_due_at: Mapped[datetime] = mapped_column(UTCDateTime)

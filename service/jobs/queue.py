@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
@@ -32,7 +33,7 @@ from service.db.models import Job
 from service.db.session import Database
 from service.events import JobFinished
 from service.jobs.audio import delete_audio
-from service.jobs.records import JobKind, JobState
+from service.jobs.records import JobState
 from service.uow import UnitOfWork, unit_of_work
 
 
@@ -54,7 +55,7 @@ class ClaimedJob:
     """A job as claimed by a worker (a snapshot; `state` is kept up to date)."""
 
     lease: Lease
-    kind: JobKind
+    kind: str
     payload: dict[str, Any]
     state: dict[str, Any]
     tenant_id: str | None
@@ -83,22 +84,31 @@ def _fence(lease: Lease) -> ColumnElement[bool]:
 
 
 async def claim(
-    db: Database, holder: str, *, limit: int, lease_seconds: float
+    db: Database,
+    holder: str,
+    *,
+    limit: int,
+    lease_seconds: float,
+    kinds: Sequence[str] | None = None,
 ) -> list[ClaimedJob]:
-    """Lease up to `limit` due jobs (queued, or with an expired lease)."""
-    if limit <= 0:
+    """Lease up to `limit` due jobs (queued, or with an expired lease).
+
+    `kinds`: only jobs of these kinds (a worker claims what it can run).
+    """
+    if limit <= 0 or (kinds is not None and not kinds):
         return []
     now = utcnow()
     due = (
         select(Job.id)
         .where(
+            Job.kind.in_(kinds) if kinds is not None else true(),
             or_(
                 and_(Job.status == JobState.QUEUED.value, Job.run_after <= now),
                 and_(
                     Job.status == JobState.RUNNING.value,
                     Job.lease_expires_at < now,
                 ),
-            )
+            ),
         )
         .order_by(Job.run_after)
         .limit(limit)
@@ -131,7 +141,7 @@ async def claim(
     return [
         ClaimedJob(
             lease=Lease(row.id, holder, row.attempts),
-            kind=JobKind(row.kind),
+            kind=row.kind,
             payload=dict(row.payload or {}),
             state=dict(row.state or {}),
             tenant_id=row.tenant_id,

@@ -1,4 +1,4 @@
-"""What each kind of job does at Corti; the worker (service/worker) runs them.
+"""The Corti job kinds: what each does at Corti (registered in service/jobs/registry.py).
 
 Each task is resumable: its progress lives in `job.state`, saved before every
 call that Corti may bill or that creates something, so a retry after a crash,
@@ -11,62 +11,72 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
-from service.corti import CortiAuthError, CortiClient, StreamConfig
+from service.corti import (
+    CortiAuthError,
+    CortiError,
+    CortiInsufficientBalance,
+    StreamConfig,
+)
+from service.corti.exceptions import CortiOutcomeUnknown, CortiStreamRefused
 from service.corti.schemas import Document, Transcript
-from service.db.session import Database
-from service.jobs import queue
 from service.jobs.audio import audio_chunks, rechunk
-from service.jobs.queue import ClaimedJob
-from service.jobs.records import Finish, JobFailed, JobKind, Registration
+from service.jobs.finish import Finish, Registration
+from service.jobs.records import JobKind
+from service.jobs.registry import (
+    Completion,
+    JobContext,
+    JobFailed,
+    RetryLater,
+    job_kind,
+)
 from service.usage.records import Source, UsageIn
 
 log = logging.getLogger("service.jobs")
 
 
-@dataclass
-class JobRun:
-    """One attempt at a job: its lease, clients, and progress saving."""
-
-    job: ClaimedJob
-    db: Database
-    corti: CortiClient
-    max_attempts: int
-
-    @property
-    def state(self) -> dict[str, Any]:
-        """The job's saved progress."""
-        return self.job.state
-
-    @property
-    def interaction_id(self) -> str:
-        """The Corti interaction the job works on."""
-        if self.job.interaction_id is None:
-            raise JobFailed("the job has no interaction")
-        return self.job.interaction_id
-
-    async def save(self, **changes: Any) -> None:
-        """Record progress in job.state (fenced by the lease) before going on."""
-        self.job.state.update(changes)
-        await queue.save_state(self.db, self.job.lease, self.job.state)
-
-    def may_start(self, what: str) -> None:
-        """Refuse new Corti work once the job ran out of attempts.
-
-        An attempt past the limit (its predecessors' workers died) still
-        recovers what earlier attempts created, but starts nothing new.
-        """
-        if self.job.lease.attempt > self.max_attempts:
-            raise JobFailed(
-                f"gave up after {self.max_attempts} attempts, before {what}"
-            )
+JobRun = JobContext  # the name the Corti tasks grew up with
 
 
-Task = Callable[[JobRun], Awaitable[Finish]]
+def _corti_kind(kind: JobKind) -> Callable[[Task], Task]:
+    """Register a Corti task as a job kind, with Corti's failures mapped.
+
+    429 (insufficient balance) and a refused stream config fail the job;
+    retryable errors (5xx, 408, timeouts, dropped sockets) retry with backoff;
+    other 4xx fail at once with Corti's detail.
+    """
+
+    def register(task: Task) -> Task:
+        async def run(ctx: JobContext) -> Completion | None:
+            try:
+                return await task(ctx)
+            except CortiInsufficientBalance as error:
+                raise JobFailed(
+                    f"Corti refused for insufficient balance (429): {error.reason}"
+                ) from error
+            except CortiStreamRefused as error:
+                raise JobFailed(str(error)) from error
+            except CortiError as error:
+                if not error.retryable:
+                    raise JobFailed(str(error)) from error
+                note = ""
+                if isinstance(error, CortiOutcomeUnknown):
+                    note = (
+                        "; the call may have been billed and was not found afterwards"
+                    )
+                raise RetryLater(str(error), note=note) from error
+
+        run.__qualname__ = run.__name__ = task.__name__
+        job_kind(kind.value)(run)
+        return task
+
+    return register
 
 
+Task = Callable[[JobContext], Awaitable[Finish]]
+
+
+@_corti_kind(JobKind.CREATE_INTERACTION)
 async def create_interaction(run: JobRun) -> Finish:
     """POST /interactions/, then map the new interaction to tenant and user."""
     payload = run.job.payload
@@ -88,6 +98,7 @@ async def create_interaction(run: JobRun) -> Finish:
     )
 
 
+@_corti_kind(JobKind.TRANSCRIPT)
 async def request_transcript(run: JobRun) -> Finish:
     """Upload the audio (unless a recording id was given) and transcribe it."""
     interaction_id = run.interaction_id
@@ -128,6 +139,7 @@ async def request_transcript(run: JobRun) -> Finish:
     )
 
 
+@_corti_kind(JobKind.DOCUMENT)
 async def request_document(run: JobRun) -> Finish:
     """Generate the document (named after the job, so a retry can find it)."""
     interaction_id = run.interaction_id
@@ -157,6 +169,7 @@ async def request_document(run: JobRun) -> Finish:
     )
 
 
+@_corti_kind(JobKind.STREAM)
 async def request_stream(run: JobRun) -> Finish:
     """Send the audio through /streams; the final `usage` is keyed by the job id.
 

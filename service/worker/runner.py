@@ -1,6 +1,9 @@
 """The worker loop: claim jobs, run up to `concurrency` at once, renew leases.
 
-One asyncio task per running job, so a process keeps `worker_concurrency`
+Plumbing only: what a job does is its registered kind (service/jobs/registry.py;
+the Corti kinds and their finishing are in service/jobs/). Each loop also
+enqueues the scheduled jobs that are due (service/jobs/schedule.py). One
+asyncio task per running job, so a process keeps `worker_concurrency`
 Corti calls in flight. A single renewal task extends every held lease each
 third of the lease time and cancels attempts whose lease another worker took.
 `stop()` (SIGTERM) stops claiming, gives running jobs `worker_shutdown_seconds`
@@ -17,23 +20,28 @@ import secrets
 import socket
 import uuid
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
 from service import domains
-from service.auth.principal import Principal, Role
 from service.config import Settings
-from service.corti import CortiClient, CortiError, CortiInsufficientBalance
-from service.corti.exceptions import CortiOutcomeUnknown, CortiStreamRefused
+from service.corti import CortiClient
+from service.db.base import utcnow
 from service.db.session import Database
 from service.errors import AppError
-from service.jobs import queue
+from service.jobs import queue, registry
 from service.jobs.queue import ClaimedJob, LeaseLost
-from service.jobs.records import Finish, JobFailed
-from service.jobs.tasks import TASKS, JobRun
+from service.jobs.registry import (
+    Completion,
+    Ending,
+    JobContext,
+    JobFailed,
+    KindSpec,
+    RetryLater,
+)
+from service.jobs.schedule import enqueue_due, next_due
 from service.observability.metrics import JOB_ATTEMPTS
 from service.uow import unit_of_work
-from service.usage.records import RecordRow
-from service.usage.service import usage_service
 
 log = logging.getLogger("service.worker")
 
@@ -68,6 +76,7 @@ class Worker:
         self.finished = 0
         self._running: dict[uuid.UUID, tuple[ClaimedJob, asyncio.Task[None]]] = {}
         self._finishing: set[uuid.UUID] = set()
+        self._next_due: dict[str, datetime] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -92,6 +101,8 @@ class Worker:
         renewer = asyncio.create_task(self._renew_leases())
         try:
             while not self._stop.is_set():
+                if registry.SCHEDULES:
+                    await self.enqueue_scheduled()
                 free = self.concurrency - len(self._running)
                 claimed: list[ClaimedJob] = []
                 if free > 0:
@@ -118,6 +129,7 @@ class Worker:
                 self.worker_id,
                 limit=limit,
                 lease_seconds=self.lease_seconds,
+                kinds=tuple(registry.KINDS),
             )
         except Exception:
             log.exception("claiming jobs failed; trying again")
@@ -182,38 +194,76 @@ class Worker:
                         "job %s: release failed; its lease will run out", job.id
                     )
 
+    # --- scheduled jobs -----------------------------------------------------------
+
+    async def enqueue_scheduled(self, now: datetime | None = None) -> list[str]:
+        """Enqueue the due scheduled jobs no worker enqueued yet; their names."""
+        now = now or utcnow()
+        enqueued: list[str] = []
+        for schedule in list(registry.SCHEDULES.values()):
+            if now < self._next_due.get(schedule.name, now):
+                continue
+            try:
+                if await enqueue_due(self.db, schedule, now):
+                    enqueued.append(schedule.name)
+            except Exception:
+                log.exception("scheduling %s failed; trying again", schedule.name)
+                continue
+            self._next_due[schedule.name] = next_due(schedule, now)
+        return enqueued
+
     # --- one attempt ------------------------------------------------------------
 
     async def _execute(self, job: ClaimedJob) -> None:
-        run = JobRun(job, self.db, self.corti, self.settings.job_max_attempts)
+        spec = registry.KINDS.get(job.kind)
+        if spec is None:  # claimed only registered kinds; unregistered since
+            await self._end(job, f"no job kind {job.kind!r} in this worker")
+            return
+        ctx = JobContext(job, self.db, self.corti, self._max_attempts(spec))
         try:
-            finish = await TASKS[job.kind](run)
+            result = await spec.run(ctx)
         except LeaseLost:
             log.warning("job %s: lease lost; another worker has it", job.id)
             return
         except JobFailed as error:
             await self._end(job, str(error))
             return
-        except CortiError as error:
-            await self._corti_failed(job, error)
+        except RetryLater as error:
+            await self._retry(job, spec, error.reason, error.note, error.delay)
             return
         except Exception as error:
             log.exception("job %s: unexpected error", job.id)
-            await self._retry(job, f"internal error ({type(error).__name__})")
+            await self._retry(job, spec, f"internal error ({type(error).__name__})")
             return
-        await self._complete(job, finish)
+        await self._complete(ctx, result, spec)
 
-    async def _complete(self, job: ClaimedJob, finish: Finish) -> None:
-        """Record the usage and end the job, in one transaction.
+    def _max_attempts(self, spec: KindSpec) -> int:
+        return spec.max_attempts or self.settings.job_max_attempts
 
-        A database failure here is retried in place for a while: the credits
-        exist only in memory now, and a stream cannot be looked up at Corti
-        again, so giving the job back would mean streaming (and paying) twice.
+    async def _complete(
+        self, ctx: JobContext, result: Completion | None, spec: KindSpec
+    ) -> None:
+        """Write the job's result and end it, in one unit of work.
+
+        A database failure here is retried in place for a while: a Corti
+        job's credits exist only in memory now, and a stream cannot be looked
+        up at Corti again, so giving the job back would mean streaming (and
+        paying) twice.
         """
+        job = ctx.job
         self._finishing.add(job.id)
         for delay in (*COMMIT_RETRY_DELAYS, None):
             try:
-                await self._record(job, finish)
+                async with unit_of_work(self.db) as uow:
+                    ending = await result.write(uow, ctx) if result else Ending()
+                    await queue.finish(
+                        uow,
+                        job.lease,
+                        failure=ending.failure,
+                        state=job.state,
+                        usage_record_id=ending.usage_record_id,
+                        interaction_id=ending.interaction_id,
+                    )
             except LeaseLost:
                 log.warning("job %s: lease lost before it could finish", job.id)
                 return
@@ -223,68 +273,34 @@ class Worker:
             except Exception:
                 log.exception("job %s: could not record its result", job.id)
                 if delay is None:
-                    await self._retry(job, "could not record the result")
+                    await self._retry(job, spec, "could not record the result")
                     return
                 await asyncio.sleep(delay)
                 continue
             break
         self.finished += 1
-        JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="succeeded").inc()
-        log.info("job %s (%s) finished", job.id, job.kind.value)
+        JOB_ATTEMPTS.labels(kind=job.kind, outcome="succeeded").inc()
+        log.info("job %s (%s) finished", job.id, job.kind)
 
-    async def _record(self, job: ClaimedJob, finish: Finish) -> None:
-        """The finishing unit of work (its events go out after the commit)."""
-        principal = Principal(role=Role.INGEST, tenant_id=job.tenant_id)
-        async with unit_of_work(self.db) as uow:
-            if finish.register is not None:
-                await usage_service.register_interaction(
-                    uow,
-                    principal,
-                    interaction_id=finish.register.interaction_id,
-                    tenant_id=finish.register.tenant_id,
-                    user_id=finish.register.user_id,
-                )
-            first: RecordRow | None = None
-            for usage in finish.usage:
-                outcome = await usage_service.record(uow, principal, usage)
-                first = first or outcome.record
-            await queue.finish(
-                uow,
-                job.lease,
-                failure=finish.failure,
-                state=job.state,
-                usage_record_id=first.id if first is not None else None,
-                interaction_id=(
-                    finish.register.interaction_id if finish.register else None
-                ),
-            )
-
-    async def _corti_failed(self, job: ClaimedJob, error: CortiError) -> None:
-        if isinstance(error, CortiInsufficientBalance):
-            await self._end(
-                job, f"Corti refused for insufficient balance (429): {error.reason}"
-            )
-        elif isinstance(error, CortiStreamRefused):
-            await self._end(job, str(error))
-        elif error.retryable:
-            note = ""
-            if isinstance(error, CortiOutcomeUnknown):
-                note = "; the call may have been billed and was not found afterwards"
-            await self._retry(job, str(error), note)
-        else:
-            await self._end(job, str(error))
-
-    async def _retry(self, job: ClaimedJob, error: str, note: str = "") -> None:
+    async def _retry(
+        self,
+        job: ClaimedJob,
+        spec: KindSpec,
+        error: str,
+        note: str = "",
+        delay: float | None = None,
+    ) -> None:
         attempt = job.lease.attempt
-        if attempt >= self.settings.job_max_attempts:
+        if attempt >= self._max_attempts(spec):
             await self._end(job, f"gave up after {attempt} attempts: {error}{note}")
             return
-        delay = queue.backoff(
-            attempt,
-            base=self.settings.job_retry_base_seconds,
-            cap=self.settings.job_retry_max_seconds,
-        )
-        JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="retried").inc()
+        if delay is None:
+            delay = queue.backoff(
+                attempt,
+                base=spec.backoff_base or self.settings.job_retry_base_seconds,
+                cap=spec.backoff_cap or self.settings.job_retry_max_seconds,
+            )
+        JOB_ATTEMPTS.labels(kind=job.kind, outcome="retried").inc()
         log.warning(
             "job %s: attempt %d failed (%s); retrying in %.2fs",
             job.id,
@@ -297,7 +313,7 @@ class Worker:
         )
 
     async def _end(self, job: ClaimedJob, error: str) -> None:
-        JOB_ATTEMPTS.labels(kind=job.kind.value, outcome="failed").inc()
+        JOB_ATTEMPTS.labels(kind=job.kind, outcome="failed").inc()
         log.warning("job %s failed: %s", job.id, error)
         await self._write(queue.fail(self.db, job.lease, error, job.state))
 
