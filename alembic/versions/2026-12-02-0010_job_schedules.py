@@ -1,7 +1,7 @@
 """job_schedules: the last due time enqueued per scheduled job
 
 Revision ID: 7c2f0a9d4e51
-Revises: bde8f5fe65be
+Revises: edd67e2bc042
 Create Date: 2026-12-02 00:10:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import service.db.types
 
 revision: str = "7c2f0a9d4e51"
-down_revision: str | Sequence[str] | None = "bde8f5fe65be"
+down_revision: str | Sequence[str] | None = "edd67e2bc042"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
