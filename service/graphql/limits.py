@@ -3,8 +3,13 @@
 Every object or list field costs one node per possible parent; a list field
 multiplies its children by its page size (`first`, default 50), the bucket
 count of a `usage` field, or a fixed estimate for unpaginated lists. This is
-GitHub's node-limit model. The limit and each request's cost are reported in
-the response's `extensions.cost`.
+GitHub's node-limit model. Introspection counts too, its lists multiplied by
+the longest list of this schema (a type's fields, a field's arguments...), so
+`fields { type { fields { type ... } } }` cannot amplify where depth does not
+look. The cost depends on the variables (`first: $n`), so it is computed for
+every request, in time linear in the document: each fragment is costed once
+per parent type. The limit and each request's cost are reported in the
+response's `extensions.cost`.
 """
 
 from __future__ import annotations
@@ -17,15 +22,21 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
     get_named_type,
     value_from_ast_untyped,
 )
@@ -33,6 +44,7 @@ from strawberry.extensions import SchemaExtension
 
 from service.db.timebuckets import edges, zone
 from service.graphql.args import MAX_BUCKETS
+from service.graphql.document_limits import MAX_NESTING
 from service.graphql.scalars import parse_datetime
 
 MAX_COST = 1_000_000
@@ -46,7 +58,54 @@ def _is_list(graphql_type: Any) -> bool:
     return isinstance(graphql_type, GraphQLList)
 
 
+def _introspection_bounds(schema: GraphQLSchema) -> dict[tuple[str, str], int]:
+    """The longest list each introspection list field can return in this schema."""
+    types = list(schema.type_map.values())
+    fields = [
+        t.fields
+        for t in types
+        if isinstance(t, GraphQLObjectType | GraphQLInterfaceType)
+    ]
+    arguments = [len(f.args) for group in fields for f in group.values()]
+    arguments += [len(d.args) for d in schema.directives]
+    return {
+        ("__Schema", "types"): len(types),
+        ("__Schema", "directives"): len(schema.directives),
+        ("__Type", "fields"): max(map(len, fields), default=0),
+        ("__Type", "interfaces"): max(
+            (len(t.interfaces) for t in types if hasattr(t, "interfaces")), default=0
+        ),
+        ("__Type", "possibleTypes"): max(
+            (
+                len(schema.get_possible_types(t))
+                for t in types
+                if isinstance(t, GraphQLInterfaceType | GraphQLUnionType)
+            ),
+            default=0,
+        ),
+        ("__Type", "enumValues"): max(
+            (len(t.values) for t in types if isinstance(t, GraphQLEnumType)),
+            default=0,
+        ),
+        ("__Type", "inputFields"): max(
+            (len(t.fields) for t in types if isinstance(t, GraphQLInputObjectType)),
+            default=0,
+        ),
+        ("__Field", "args"): max(arguments, default=0),
+        ("__Directive", "args"): max(arguments, default=0),
+    }
+
+
+_BOUNDS: dict[int, dict[tuple[str, str], int]] = {}
+
+
 class _Cost:
+    """The cost of one operation; each fragment costed once per parent type.
+
+    Cost is linear in the factor its parent multiplies it by, so a fragment's
+    cost at factor 1 is memoised and multiplied at every spread.
+    """
+
     def __init__(
         self,
         schema: GraphQLSchema,
@@ -56,6 +115,11 @@ class _Cost:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
+        self.memo: dict[tuple[str, str], int] = {}
+        bounds = _BOUNDS.get(id(schema))
+        if bounds is None:
+            bounds = _BOUNDS[id(schema)] = _introspection_bounds(schema)
+        self.bounds = bounds
 
     def _args(self, node: FieldNode) -> dict[str, Any]:
         return {
@@ -71,6 +135,8 @@ class _Cost:
         args: dict[str, Any],
     ) -> int:
         name = node.name.value
+        if parent.name.startswith("__"):
+            return self.bounds.get((parent.name, name), 1)
         if name in ("nodes", "edges") and parent.name.endswith("Connection"):
             return 1  # already multiplied by the connection field's `first`
         if name == "usage" and "range" in args:
@@ -97,46 +163,65 @@ class _Cost:
         except (KeyError, TypeError, ValueError, OverflowError):
             return MAX_BUCKETS  # invalid ones are refused later with a precise message
 
-    def selections(
-        self, selection_set: SelectionSetNode | None, parent: GraphQLObjectType
-    ) -> Iterator[tuple[FieldNode, GraphQLObjectType]]:
-        if selection_set is None:
-            return
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                yield selection, parent
-            elif isinstance(selection, InlineFragmentNode):
-                target = parent
-                if selection.type_condition is not None:
-                    named = self.schema.get_type(selection.type_condition.name.value)
-                    target = named if isinstance(named, GraphQLObjectType) else parent
-                yield from self.selections(selection.selection_set, target)
-            elif isinstance(selection, FragmentSpreadNode):
-                fragment = self.fragments.get(selection.name.value)
-                if fragment is not None:
-                    named = self.schema.get_type(fragment.type_condition.name.value)
-                    target = named if isinstance(named, GraphQLObjectType) else parent
-                    yield from self.selections(fragment.selection_set, target)
+    def _field(self, parent: GraphQLObjectType, name: str) -> GraphQLField | None:
+        if name == "__schema":
+            return SchemaMetaFieldDef
+        if name == "__type":
+            return TypeMetaFieldDef
+        return parent.fields.get(name)
+
+    def _target(self, condition: str | None, parent: GraphQLObjectType) -> Any:
+        if condition is None:
+            return parent
+        named = self.schema.get_type(condition)
+        return named if isinstance(named, GraphQLObjectType) else parent
 
     def of(
         self,
         selection_set: SelectionSetNode | None,
         parent: GraphQLObjectType,
-        factor: int,
+        level: int = 0,
     ) -> int:
+        """The cost of a selection set under one parent object (factor 1)."""
+        if selection_set is None:
+            return 0
+        if level > MAX_NESTING:  # refused by validation; never recurse without end
+            return MAX_COST + 1
         total = 0
-        for node, owner in self.selections(selection_set, parent):
-            if node.name.value.startswith("__"):
-                continue
-            field = owner.fields.get(node.name.value)
-            if field is None:
-                continue
-            named = get_named_type(field.type)
-            if not isinstance(named, GraphQLObjectType):
-                continue
-            count = factor * self._multiplier(node, field, owner, self._args(node))
-            total += count + self.of(node.selection_set, named, count)
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                field = self._field(parent, selection.name.value)
+                if field is None:
+                    continue
+                named = get_named_type(field.type)
+                if not isinstance(named, GraphQLObjectType):
+                    continue
+                count = self._multiplier(
+                    selection, field, parent, self._args(selection)
+                )
+                total += count * (
+                    1 + self.of(selection.selection_set, named, level + 1)
+                )
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = self._target(
+                    condition.name.value if condition else None, parent
+                )
+                total += self.of(selection.selection_set, target, level + 1)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self._spread(selection.name.value, parent, level + 1)
         return total
+
+    def _spread(self, name: str, parent: GraphQLObjectType, level: int) -> int:
+        fragment = self.fragments.get(name)
+        if fragment is None:
+            return 0
+        target = self._target(fragment.type_condition.name.value, parent)
+        key = (name, target.name)
+        if key not in self.memo:
+            self.memo[key] = 0  # a cycle (refused by validation) counts nothing
+            self.memo[key] = self.of(fragment.selection_set, target, level)
+        return self.memo[key]
 
 
 def operation_cost(
@@ -160,7 +245,7 @@ def operation_cost(
         if definition.default_value is not None
     }
     values.update(variables)
-    return _Cost(schema, fragments, values).of(operation.selection_set, root, 1)
+    return _Cost(schema, fragments, values).of(operation.selection_set, root)
 
 
 class CostLimiter(SchemaExtension):

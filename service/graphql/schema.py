@@ -6,11 +6,16 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from service.graphql.budget_mutations import BudgetMutation, BudgetQuery
 from service.graphql.budget_subscriptions import BudgetSubscription
+from service.graphql.document_limits import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    ValidateDocument,
+)
 from service.graphql.errors import ErrorCodes
 from service.graphql.job_mutations import JobMutation
 from service.graphql.limits import CostLimiter
@@ -20,8 +25,8 @@ from service.graphql.scalars import SCALAR_MAP
 from service.graphql.subscriptions import Subscription as UsageSubscription
 from service.observability.graphql import OperationMetrics
 
-MAX_DEPTH = 10
-MAX_ALIASES = 30
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "schema"]
+
 MAX_TOKENS = 20_000
 
 
@@ -66,9 +71,10 @@ schema = Schema(
     extensions=[
         OperationMetrics,
         ErrorCodes,
-        CostLimiter,
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        # Parsing, then depth, aliases, fields, nesting and graphql-core's
+        # rules, cached, with rules fixed at import (document_limits.py).
+        ValidateDocument,
+        CostLimiter,
     ],
 )
