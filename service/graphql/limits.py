@@ -164,11 +164,11 @@ class _Cost:
             return MAX_BUCKETS  # invalid ones are refused later with a precise message
 
     def _field(self, parent: GraphQLObjectType, name: str) -> GraphQLField | None:
-        if name == "__schema":
-            return SchemaMetaFieldDef
-        if name == "__type":
-            return TypeMetaFieldDef
-        return parent.fields.get(name)
+        meta: dict[str, GraphQLField] = {
+            "__schema": SchemaMetaFieldDef,
+            "__type": TypeMetaFieldDef,
+        }
+        return meta.get(name) or parent.fields.get(name)
 
     def _target(self, condition: str | None, parent: GraphQLObjectType) -> Any:
         if condition is None:

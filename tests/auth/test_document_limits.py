@@ -8,6 +8,8 @@ server under such requests must keep answering everyone else.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 import uuid
 
@@ -17,7 +19,7 @@ import pytest
 from service.config import Settings
 from service.db.session import Database
 from service.graphql.document_limits import CACHE, MAX_NESTING, MAX_WIDTH
-from tests.auth.helpers import call, codes, new_key, post
+from tests.auth.helpers import call, codes, new_key
 from tests.auth.test_limits import other_server
 
 pytestmark = pytest.mark.asyncio
@@ -101,14 +103,27 @@ async def test_wide_but_legal_documents_still_answer(
     assert body["data"]["tenants"]["totalCount"] == 0
 
 
-async def _attack(url: str, key: str, query: str, stop: asyncio.Event) -> int:
+# The attacker runs in its own process, as it would: the server's event loop
+# then carries only the server's work, and the test's /healthz client.
+ATTACKER = """
+import asyncio, json, sys, httpx
+async def send(url, key, query, until):
     sent = 0
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-        while not stop.is_set():
-            response = await post(http, query, key=key)
-            assert response.status_code == 200
+        while asyncio.get_running_loop().time() < until:
+            response = await http.post("/graphql", json={"query": query},
+                                       headers={"Authorization": "Bearer " + key})
+            assert response.status_code == 200, response.text
             sent += 1
     return sent
+async def main():
+    url, key, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    queries = json.loads(sys.stdin.read())
+    until = asyncio.get_running_loop().time() + seconds
+    counts = await asyncio.gather(*(send(url, key, q, until) for q in queries))
+    print(json.dumps(counts))
+asyncio.run(main())
+"""
 
 
 async def test_healthz_answers_within_100_ms_under_the_fragment_and_alias_attacks(
@@ -116,28 +131,34 @@ async def test_healthz_answers_within_100_ms_under_the_fragment_and_alias_attack
 ) -> None:
     _, key = await new_key(db, "reader", "t1")
     settings = Settings(database_url=database_url)
-    attacks = [chain(20), chain(20, "a: tenants { totalCount }"), deep_chain(20)]
+    attacks = [chain(20), chain(20, "a: tenants { totalCount }"), deep_chain(20)] * 2
     async with other_server(settings) as http:
         url = str(http.base_url).rstrip("/")
-        stop = asyncio.Event()
-        senders = [
-            asyncio.create_task(_attack(url, key, query, stop))
-            for query in attacks
-            for _ in range(2)
-        ]
-        try:
-            await asyncio.sleep(0.2)
-            slowest = 0.0
-            for _ in range(20):
-                started = time.monotonic()
-                response = await http.get("/healthz")
-                slowest = max(slowest, time.monotonic() - started)
-                assert response.status_code == 200
-                await asyncio.sleep(0.02)
-        finally:
-            stop.set()
-            sent = await asyncio.gather(*senders)
-        assert all(count > 0 for count in sent)
+        attacker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            ATTACKER,
+            url,
+            key,
+            "4",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert attacker.stdin is not None
+        attacker.stdin.write(json.dumps(attacks).encode())
+        attacker.stdin.close()
+        await asyncio.sleep(1.5)  # the attacker's interpreter starts and connects
+        slowest = 0.0
+        for _ in range(20):
+            started = time.monotonic()
+            response = await http.get("/healthz")
+            slowest = max(slowest, time.monotonic() - started)
+            assert response.status_code == 200
+            await asyncio.sleep(0.05)
+        output, _ = await attacker.communicate()
+        assert attacker.returncode == 0
+        sent = json.loads(output)
+        assert all(count > 0 for count in sent), sent
         # The bound issue #10 asks for.
         assert slowest < 0.1, f"/healthz took {slowest * 1000:.0f} ms under attack"
 

@@ -8,6 +8,7 @@ nesting, inline fragments and directives, over the real schema's fields.
 
 from __future__ import annotations
 
+import gc
 import time
 
 from graphql import (
@@ -119,9 +120,10 @@ def judge_text(text: str) -> None:
 )
 @given(documents())
 def test_random_documents_are_judged_within_a_budget_per_kb(text: str) -> None:
-    started = time.process_time()
+    gc.collect()  # this thread's CPU only: the session's server threads run beside it
+    started = time.thread_time()
     judge_text(text)
-    spent = time.process_time() - started
+    spent = time.thread_time() - started
     budget = BUDGET_SECONDS + BUDGET_PER_KB * len(text.encode()) / 1024
     assert spent < budget, f"{spent * 1000:.0f} ms for {len(text)} bytes"
 
@@ -133,9 +135,10 @@ def test_a_fragment_chain_of_any_length_is_judged_in_linear_time() -> None:
             for n in range(length)
         )
         text = f"{{ ...G0 }} {links} fragment G{length} on Query {{ a: tenants {{ totalCount }} }}"
-        started = time.process_time()
+        gc.collect()
+        started = time.thread_time()
         judge_text(text)
-        spent = time.process_time() - started
+        spent = time.thread_time() - started
         assert spent < BUDGET_SECONDS + BUDGET_PER_KB * len(text) / 1024, (
             length,
             spent,
