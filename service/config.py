@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 30.0
     statement_timeout_ms: int = 15_000
     rate_limit_per_minute: int = 0
+    # How often an open websocket re-checks that its key is not revoked.
+    ws_key_recheck_seconds: float = 5.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # GET /metrics on the API (Prometheus text format, no key).
     metrics_enabled: bool = True

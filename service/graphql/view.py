@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from service.auth.http import (
@@ -39,6 +40,7 @@ from service.graphql.http_body import (
     request_data,
 )
 from service.graphql.subscriptions import authenticate_connection
+from service.graphql.ws import GuardedTransportWS
 from service.logs import request_id_var
 from service.state import AppState
 
@@ -98,12 +100,16 @@ class GraphQLView(GraphQL[Context, None]):
     """
 
     request_adapter_class = _Adapter
+    graphql_transport_ws_handler_class = GuardedTransportWS
 
     def __init__(self, schema: Any, state: AppState) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
             multipart_uploads_enabled=True,
+            # graphql-transport-ws only: the legacy graphql-ws protocol would
+            # need the same guards (service/graphql/ws.py).
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.state = state
 
