@@ -14,38 +14,9 @@ import pytest
 import pytest_asyncio
 
 from service.logs import JsonFormatter
+from tests.auth.helpers import check_no_leak
 from tests.fixtures.app import Server
 from tests.fixtures.database import BACKEND, POSTGRES_URL
-
-# Text that would mean a stack trace, SQL or the database driver reached a client.
-LEAK_MARKERS = (
-    "traceback",
-    'file "',
-    "sqlalchemy",
-    "asyncpg",
-    "aiosqlite",
-    "sqlite",
-    "psycopg",
-    "postgres",
-    "select ",
-    "insert into",
-    "[sql:",
-    "[parameters:",
-)
-
-
-def leaked(text: str) -> list[str]:
-    """The leak markers found in a response body (case-insensitive)."""
-    lowered = text.lower()
-    return [marker for marker in LEAK_MARKERS if marker in lowered]
-
-
-async def _check_no_leak(response: httpx.Response) -> None:
-    await response.aread()
-    if response.headers.get("content-type", "").startswith("text/html"):
-        return  # the GraphiQL page is JavaScript, not an error report
-    found = leaked(response.text)
-    assert not found, f"response leaks {found}: {response.text[:2000]}"
 
 
 @pytest_asyncio.fixture
@@ -54,16 +25,9 @@ async def api(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=server.url,
         timeout=60,
-        event_hooks={"response": [_check_no_leak]},
+        event_hooks={"response": [check_no_leak]},
     ) as http:
         yield http
-
-
-def client_for(url: str) -> httpx.AsyncClient:
-    """A leak-checking client for a server started by a test."""
-    return httpx.AsyncClient(
-        base_url=url, timeout=60, event_hooks={"response": [_check_no_leak]}
-    )
 
 
 @pytest_asyncio.fixture

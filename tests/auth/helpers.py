@@ -13,31 +13,7 @@ from service.auth.principal import Role
 from service.db import models
 from service.db.session import Database
 
-REGISTER = """
-mutation($i: ID!, $t: ID!, $u: ID!) {
-  registerInteraction(input: {interactionId: $i, tenantId: $t, userId: $u}) { id }
-}"""
-TRANSCRIPT = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordTranscriptUsage(input: {interactionId: $i, transcriptId: $x, creditsConsumed: $c}) {
-    id
-  }
-}"""
-DOCUMENT = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordDocumentUsage(input: {interactionId: $i, documentId: $x, creditsConsumed: $c}) {
-    id
-  }
-}"""
-STREAM = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordStreamUsage(input: {interactionId: $i, streamId: $x, credits: $c}) { id }
-}"""
-INGEST = """
-mutation($r: [UsageRecordInput!]!) { ingestUsage(records: $r) { accepted duplicates } }
-"""
 TENANTS = "{ tenants { totalCount nodes { id } } }"
-TENANT = "query($t: ID!) { tenant(id: $t) { id } }"
 INTERACTION = "query($i: ID!) { interaction(id: $i) { id } }"
 JOB = "query($j: ID!) { job(id: $j) { id kind status } }"
 
@@ -209,3 +185,42 @@ def mentions(value: object, *needles: str) -> list[str]:
     """Which of `needles` occur anywhere in the JSON form of `value`."""
     text = json.dumps(value)
     return [n for n in needles if n in text]
+
+
+# Text that would mean a stack trace, SQL or the database driver reached a client.
+LEAK_MARKERS = (
+    "traceback",
+    'file "',
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "sqlite",
+    "psycopg",
+    "postgres",
+    "select ",
+    "insert into",
+    "[sql:",
+    "[parameters:",
+)
+
+
+def leaked(text: str) -> list[str]:
+    """The leak markers found in a response body (case-insensitive)."""
+    lowered = text.lower()
+    return [marker for marker in LEAK_MARKERS if marker in lowered]
+
+
+async def check_no_leak(response: httpx.Response) -> None:
+    """Fail when a response body carries a leak marker (GraphiQL's page excepted)."""
+    await response.aread()
+    if response.headers.get("content-type", "").startswith("text/html"):
+        return  # the GraphiQL page is JavaScript, not an error report
+    found = leaked(response.text)
+    assert not found, f"response leaks {found}: {response.text[:2000]}"
+
+
+def client_for(url: str) -> httpx.AsyncClient:
+    """A leak-checking client for a server started by a test."""
+    return httpx.AsyncClient(
+        base_url=url, timeout=60, event_hooks={"response": [check_no_leak]}
+    )

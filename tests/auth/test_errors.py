@@ -15,9 +15,9 @@ from service.auth import webhooks
 from service.config import Settings
 from service.db.base import Base
 from service.db.session import Database
-from tests.auth.conftest import client_for, leaked
-from tests.auth.helpers import REGISTER, TENANTS, call, new_key, post
+from tests.auth.helpers import TENANTS, call, client_for, leaked, new_key, post
 from tests.fixtures.app import start_server, stop_server
+from tests.fixtures.operations import REGISTER
 
 pytestmark = pytest.mark.asyncio
 

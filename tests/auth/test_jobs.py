@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from service.auth import webhooks
 from service.db.models import Job
 from service.db.session import Database
-from tests.auth.helpers import JOB, REGISTER, call, data, new_key, only_code
+from tests.auth.helpers import JOB, call, data, new_key, only_code
+from tests.fixtures.operations import REGISTER
 
 pytestmark = pytest.mark.asyncio
 

@@ -20,8 +20,7 @@ from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.db.session import Database
 from service.graphql.limits import MAX_COST
 from service.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
-from tests.auth.conftest import client_for
-from tests.auth.helpers import TENANTS, call, data, new_key, only_code, post
+from tests.auth.helpers import TENANTS, call, client_for, data, new_key, only_code, post
 from tests.fixtures.app import Server, start_server, stop_server
 from tests.fixtures.database import BACKEND
 

@@ -11,9 +11,9 @@ from websockets.typing import Subprotocol
 from service.auth import webhooks
 from service.config import Settings
 from service.db.session import Database
-from tests.auth.conftest import client_for
-from tests.auth.helpers import REGISTER, TENANTS, TRANSCRIPT, call, new_key, post
+from tests.auth.helpers import TENANTS, call, client_for, new_key, post
 from tests.fixtures.app import Server, start_server, stop_server
+from tests.fixtures.operations import REGISTER, TRANSCRIPT
 
 pytestmark = pytest.mark.asyncio
 

@@ -11,21 +11,23 @@ import pytest_asyncio
 
 from service.db.session import Database
 from tests.auth.helpers import (
-    DOCUMENT,
-    INGEST,
     INTERACTION,
     JOB,
-    REGISTER,
-    STREAM,
-    TENANT,
     TENANTS,
-    TRANSCRIPT,
     call,
     data,
     insert_job,
     new_key,
     only_code,
     seed_two_tenants,
+)
+from tests.fixtures.operations import (
+    DOCUMENT,
+    INGEST,
+    REGISTER,
+    STREAM,
+    TENANT,
+    TRANSCRIPT,
 )
 
 pytestmark = pytest.mark.asyncio

@@ -13,17 +13,11 @@ import pytest_asyncio
 from service.db.session import Database
 from service.graphql import args
 from tests.auth.helpers import (
-    DOCUMENT,
-    INGEST,
     INTERACTION,
     JOB,
-    REGISTER,
-    STREAM,
     T1_TOTAL,
     T2_MARKS,
     T2_TOTAL,
-    TENANT,
-    TRANSCRIPT,
     call,
     data,
     insert_job,
@@ -32,6 +26,14 @@ from tests.auth.helpers import (
     only_code,
     seed_two_tenants,
     snapshot,
+)
+from tests.fixtures.operations import (
+    DOCUMENT,
+    INGEST,
+    REGISTER,
+    STREAM,
+    TENANT,
+    TRANSCRIPT,
 )
 
 pytestmark = pytest.mark.asyncio

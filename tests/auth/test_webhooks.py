@@ -12,22 +12,19 @@ import pytest
 from service.auth import webhooks
 from service.config import Settings
 from service.db.session import Database
-from tests.auth.conftest import client_for
 from tests.auth.helpers import (
-    INGEST,
     INTERACTION,
     INTERACTION_STATE,
     JOB,
-    REGISTER,
-    TENANT,
     TENANTS,
-    TRANSCRIPT,
+    client_for,
     data,
     insert_job,
     new_key,
     only_code,
 )
 from tests.fixtures.app import Server, start_server, stop_server
+from tests.fixtures.operations import INGEST, REGISTER, TENANT, TRANSCRIPT
 
 pytestmark = pytest.mark.asyncio
 

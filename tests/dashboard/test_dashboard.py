@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from tests.dashboard.browser import Browser, Page, chromium_path, launch
 from tests.fixtures.app import GraphQLClient, Server
+from tests.fixtures.operations import TRANSCRIPT
 from tests.fixtures.seed import seed
 from tests.live.client import subscribed
 
@@ -28,12 +29,6 @@ pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "service" / "dashboard" / "static"
 FRONTEND = ROOT / "frontend"
-TRANSCRIPT = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordTranscriptUsage(input: {interactionId: $i, transcriptId: $x, creditsConsumed: $c}) {
-    id
-  }
-}"""
 
 
 def text_of(test_id: str) -> str:

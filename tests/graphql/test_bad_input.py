@@ -17,13 +17,11 @@ from sqlalchemy import text
 
 from service.db.session import Database
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.operations import REGISTER_INPUT as REGISTER
 from tests.fixtures.seed import INGEST
 
 pytestmark = pytest.mark.asyncio
 
-REGISTER = """
-mutation($in: RegisterInteractionInput!) { registerInteraction(input: $in) { id } }
-"""
 TRANSCRIPT = """
 mutation($in: TranscriptUsageInput!) { recordTranscriptUsage(input: $in) { id } }
 """

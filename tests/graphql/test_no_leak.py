@@ -21,8 +21,9 @@ from graphql import GraphQLSchema
 
 from service.db.session import Database
 from service.graphql.schema import schema
-from tests.auth.helpers import INGEST, T2_MARKS, insert_job, new_key, seed_two_tenants
+from tests.auth.helpers import T2_MARKS, insert_job, new_key, seed_two_tenants
 from tests.fixtures.app import GraphQLClient
+from tests.fixtures.operations import INGEST
 from tests.graphql.schema_walk import Walk, reached
 
 pytestmark = pytest.mark.asyncio

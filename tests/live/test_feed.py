@@ -23,20 +23,11 @@ from service.live.events import UsageEvent, parse_payload, payloads
 from service.uow import unit_of_work
 from tests.fixtures.app import GraphQLClient, Server, start_server, stop_server
 from tests.fixtures.database import BACKEND
+from tests.fixtures.operations import DOCUMENT, REGISTER
 from tests.live.client import USAGE_RECORDED, bearer, socket, subscribed, until
 
 pytestmark = pytest.mark.asyncio
 
-REGISTER = """
-mutation($i: ID!, $t: ID!, $u: ID!) {
-  registerInteraction(input: {interactionId: $i, tenantId: $t, userId: $u}) { id }
-}"""
-DOCUMENT = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordDocumentUsage(input: {interactionId: $i, documentId: $x, creditsConsumed: $c}) {
-    id
-  }
-}"""
 postgresql_only = pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL only")
 
 

@@ -9,23 +9,10 @@ from websockets.exceptions import ConnectionClosed
 
 from service.db.session import Database
 from tests.fixtures.app import GraphQLClient, Server, make_key
+from tests.fixtures.operations import INGEST, REGISTER, TRANSCRIPT
 from tests.live.client import USAGE_RECORDED, bearer, socket, subscribed
 
 pytestmark = pytest.mark.asyncio
-
-REGISTER = """
-mutation($i: ID!, $t: ID!, $u: ID!) {
-  registerInteraction(input: {interactionId: $i, tenantId: $t, userId: $u}) { id }
-}"""
-TRANSCRIPT = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordTranscriptUsage(input: {interactionId: $i, transcriptId: $x, creditsConsumed: $c}) {
-    id
-  }
-}"""
-INGEST = """
-mutation($r: [UsageRecordInput!]!) { ingestUsage(records: $r) { accepted duplicates } }
-"""
 
 
 async def register(gql: GraphQLClient) -> None:

@@ -17,10 +17,11 @@ import pytest
 from service.config import Settings
 from service.db.session import Database
 from tests.fixtures.app import GraphQLClient, Server, start_server, stop_server
+from tests.fixtures.operations import TENANT, TRANSCRIPT
 from tests.fixtures.seed import INGEST, REGISTER
 from tests.live.client import USAGE_RECORDED, bearer, socket, subscribed
 from tests.ops.metrics_text import Scrape, promtool_check
-from tests.worker.conftest import (
+from tests.worker.helpers import (
     RunWorker,
     new_interaction,
     request_document,
@@ -39,11 +40,6 @@ CONTRACT = {
     "ledger_corti_requests": ("counter", {"operation", "status"}),
     "ledger_webhook_deliveries": ("counter", {"outcome"}),
 }
-TRANSCRIPT = """
-mutation($i: ID!, $x: ID!, $c: Decimal!) {
-  recordTranscriptUsage(input: {interactionId: $i, transcriptId: $x, creditsConsumed: $c}) { id }
-}"""
-TENANT = "query($t: ID!) { tenant(id: $t) { id } }"
 
 
 async def scrape(http: httpx.AsyncClient) -> Scrape:

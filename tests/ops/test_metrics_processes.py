@@ -14,7 +14,7 @@ from tests.fixtures.app import free_port, make_key
 from tests.fixtures.seed import REGISTER
 from tests.ops import processes
 from tests.ops.metrics_text import Scrape
-from tests.worker.conftest import DOCUMENT
+from tests.worker.helpers import DOCUMENT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

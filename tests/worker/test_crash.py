@@ -23,7 +23,7 @@ from service.db.session import Database
 from service.jobs import queue
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import audio
-from tests.worker.conftest import (
+from tests.worker.helpers import (
     TRANSCRIPT,
     RunWorker,
     assert_billed_once,

@@ -21,7 +21,7 @@ from service.usage.service import usage_service
 from service.worker import runner
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import MakeCorti, audio
-from tests.worker.conftest import (
+from tests.worker.helpers import (
     JOB,
     STREAM,
     TRANSCRIPT,

@@ -15,7 +15,7 @@ from service.db.session import Database
 from service.events import UsageRecorded, after_commit, remove_handler
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import MakeCorti, audio
-from tests.worker.conftest import (
+from tests.worker.helpers import (
     JOB,
     STREAM,
     TRANSCRIPT,

@@ -23,7 +23,8 @@ from tests.fixtures.app import (
     start_server,
     stop_server,
 )
-from tests.worker.conftest import (
+from tests.fixtures.operations import REGISTER_INPUT as REGISTER
+from tests.worker.helpers import (
     CREATE,
     DOCUMENT,
     JOB,
@@ -37,10 +38,6 @@ from tests.worker.conftest import (
 )
 
 pytestmark = pytest.mark.asyncio
-
-REGISTER = """
-mutation($in: RegisterInteractionInput!) { registerInteraction(input: $in) { id } }
-"""
 
 
 async def _register(gql: GraphQLClient, interaction: str, tenant: str = "t1") -> None:
