@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Callable
+import logging
+from collections.abc import AsyncGenerator, Callable, Hashable, MutableMapping
 from contextlib import aclosing
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from service.auth.http import (
     error_body,
     error_headers,
     http_status,
+    rate_identity,
 )
 from service.auth.principal import Principal
 from service.budgets import report as budget_report
@@ -48,8 +50,13 @@ from service.usage.queries import TimeWindow
 from service.usage.records import Source
 from service.validation import check_id, check_range, check_time_zone
 
+log = logging.getLogger("service.http")
+
 BATCH_ROWS = 1000
 MAX_CONCURRENT = 4
+MAX_PER_KEY = 2
+# A client that takes longer than this to accept the next chunk loses its slot.
+SEND_TIMEOUT_SECONDS = 30.0
 # Exports are long single statements; the API's per-statement timeout is not.
 STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
 
@@ -70,16 +77,32 @@ class _ClosingStream(StreamingResponse):
     """Closes the row generator (and so its DB session) even on disconnect."""
 
     def __init__(
-        self, rows: AsyncGenerator[bytes], on_close: Callable[[], None], **kw: Any
+        self,
+        rows: AsyncGenerator[bytes],
+        on_close: Callable[[], None],
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
+        **kw: Any,
     ) -> None:
         super().__init__(rows, **kw)
         self.rows = rows
         self.on_close = on_close
+        self.send_timeout = send_timeout
 
     async def stream_response(self, send: Send) -> None:
+        async def bounded_send(message: MutableMapping[str, Any]) -> None:
+            # A reader that stops reading blocks `send` (backpressure): it
+            # loses its slot after send_timeout instead of holding it forever.
+            async with asyncio.timeout(self.send_timeout):
+                await send(message)
+
         try:
             async with aclosing(self.rows):
-                await super().stream_response(send)
+                await super().stream_response(bounded_send)
+        except TimeoutError:
+            log.warning(
+                "export reader too slow; stream aborted",
+                extra={"timeout_seconds": self.send_timeout},
+            )
         finally:
             self.on_close()
 
@@ -152,6 +175,9 @@ class Exports:
     def __init__(self, state: AppState, max_concurrent: int = MAX_CONCURRENT) -> None:
         self.state = state
         self.slots = asyncio.Semaphore(max_concurrent)
+        self.per_key: dict[Hashable, int] = {}
+        self.max_per_key = MAX_PER_KEY
+        self.send_timeout = SEND_TIMEOUT_SECONDS
 
     def routes(self) -> list[Route]:
         """Starlette routes under /export."""
@@ -264,14 +290,29 @@ class Exports:
             )
             params = _params(request, allowed)
             statement, header, encode = build(scoped_filter(principal, params), params)
+            identity = rate_identity(principal, request.client and request.client.host)
+            if self.per_key.get(identity, 0) >= self.max_per_key:
+                raise TooManyExports(
+                    f"this key already runs {self.max_per_key} exports; retry when "
+                    "one has finished"
+                )
             if self.slots.locked():
                 raise TooManyExports("too many exports running; retry shortly")
             await self.slots.acquire()
+            self.per_key[identity] = self.per_key.get(identity, 0) + 1
         except AppError as error:
             return _error(error)
+
+        def release() -> None:
+            left = self.per_key.pop(identity, 1) - 1
+            if left > 0:
+                self.per_key[identity] = left
+            self.slots.release()
+
         return _ClosingStream(
             _rows(db, statement, header, encode),
-            self.slots.release,
+            release,
+            self.send_timeout,
             media_type=media_type,
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',
