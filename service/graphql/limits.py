@@ -48,6 +48,9 @@ from service.graphql.document_limits import MAX_NESTING
 from service.graphql.scalars import parse_datetime
 
 MAX_COST = 1_000_000
+# Usage records one request may carry across all its mutation fields (the
+# per-call cap of ingestUsage, so aliases cannot multiply it).
+MAX_RECORDS_PER_REQUEST = 10_000
 DEFAULT_PAGE = 50
 UNPAGINATED_LIST = 4  # Interaction.records: a stream, a transcript, a document or two
 
@@ -212,6 +215,30 @@ class _Cost:
                 total += self._spread(selection.name.value, parent, level + 1)
         return total
 
+    def records(self, selection_set: SelectionSetNode | None, level: int = 0) -> int:
+        """Records carried by the `ingestUsage` fields of a mutation's root."""
+        if selection_set is None:
+            return 0
+        if level > MAX_NESTING:  # refused by validation; never recurse without end
+            return MAX_RECORDS_PER_REQUEST + 1
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value == "ingestUsage":
+                    records = self._args(selection).get("records")
+                    total += len(records) if isinstance(records, list) else 1
+            elif isinstance(selection, InlineFragmentNode):
+                total += self.records(selection.selection_set, level + 1)
+            elif isinstance(selection, FragmentSpreadNode):
+                key = (selection.name.value, "records")
+                if key not in self.memo:
+                    self.memo[key] = 0
+                    fragment = self.fragments.get(selection.name.value)
+                    if fragment is not None:
+                        self.memo[key] = self.records(fragment.selection_set, level + 1)
+                total += self.memo[key]
+        return total
+
     def _spread(self, name: str, parent: GraphQLObjectType, level: int) -> int:
         fragment = self.fragments.get(name)
         if fragment is None:
@@ -222,6 +249,34 @@ class _Cost:
             self.memo[key] = 0  # a cycle (refused by validation) counts nothing
             self.memo[key] = self.of(fragment.selection_set, target, level)
         return self.memo[key]
+
+
+def _values(
+    operation: OperationDefinitionNode, variables: dict[str, Any]
+) -> dict[str, Any]:
+    # A variable left out takes its default (`$first: Int = 100`), not the field's.
+    values = {
+        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+        for definition in operation.variable_definitions or ()
+        if definition.default_value is not None
+    }
+    values.update(variables)
+    return values
+
+
+def operation_records(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+) -> int:
+    """The usage records all of a mutation's fields carry, aliases and
+    fragments included (one variable reused by 30 aliases is 30 times its
+    length)."""
+    if operation.operation.value != "mutation" or schema.mutation_type is None:
+        return 0
+    cost = _Cost(schema, fragments, _values(operation, variables))
+    return cost.records(operation.selection_set)
 
 
 def operation_cost(
@@ -238,13 +293,7 @@ def operation_cost(
     }[operation.operation.value]
     if root is None:
         return 0
-    # A variable left out takes its default (`$first: Int = 100`), not the field's.
-    values = {
-        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
-        for definition in operation.variable_definitions or ()
-        if definition.default_value is not None
-    }
-    values.update(variables)
+    values = _values(operation, variables)
     return _Cost(schema, fragments, values).of(operation.selection_set, root)
 
 
@@ -280,17 +329,27 @@ class CostLimiter(SchemaExtension):
                     fragments,
                     context.variables or {},
                 )
+                records = operation_records(
+                    context.schema._schema,
+                    chosen[0],
+                    fragments,
+                    context.variables or {},
+                )
+                error = None
                 if self.cost > MAX_COST:
-                    context.result = ExecutionResult(
-                        data=None,
-                        errors=[
-                            GraphQLError(
-                                f"query cost {self.cost} exceeds the limit of {MAX_COST}; "
-                                "ask for smaller pages (first) or fewer buckets",
-                                extensions={"code": "BAD_USER_INPUT"},
-                            )
-                        ],
+                    error = GraphQLError(
+                        f"query cost {self.cost} exceeds the limit of {MAX_COST}; "
+                        "ask for smaller pages (first) or fewer buckets",
+                        extensions={"code": "BAD_USER_INPUT"},
                     )
+                elif records > MAX_RECORDS_PER_REQUEST:
+                    error = GraphQLError(
+                        f"records: {records} usage records in one request; at most "
+                        f"{MAX_RECORDS_PER_REQUEST} across all its mutation fields",
+                        extensions={"code": "BAD_USER_INPUT", "field": "records"},
+                    )
+                if error is not None:
+                    context.result = ExecutionResult(data=None, errors=[error])
         yield
 
     def get_results(self) -> dict[str, Any]:

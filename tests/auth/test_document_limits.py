@@ -19,7 +19,7 @@ import pytest
 from service.config import Settings
 from service.db.session import Database
 from service.graphql.document_limits import CACHE, MAX_NESTING, MAX_WIDTH
-from tests.auth.helpers import call, codes, new_key
+from tests.auth.helpers import REGISTER, call, codes, data, new_key
 from tests.auth.test_limits import other_server
 
 pytestmark = pytest.mark.asyncio
@@ -194,3 +194,46 @@ async def test_validation_is_cached_and_limits_still_apply_to_every_request(
     second = await call(api, refused, key=key)
     assert first == second
     assert set(codes(second)) == {"BAD_USER_INPUT"}
+
+
+async def test_records_are_counted_across_aliases_and_fragments(
+    db: Database, api: httpx.AsyncClient
+) -> None:
+    """Issue #10 item 9: 30 aliases of ingestUsage reusing one variable."""
+    _, admin = await new_key(db, "admin")
+    await data(api, REGISTER, {"i": "int-many", "t": "t1", "u": "u1"}, key=admin)
+    records = [
+        {
+            "source": "STREAM",
+            "interactionId": "int-many",
+            "externalId": f"s-{n}",
+            "credits": "1",
+        }
+        for n in range(400)
+    ]
+    aliased = (
+        "mutation($r: [UsageRecordInput!]!) { "
+        + " ".join(f"a{n}: ingestUsage(records: $r) {{ accepted }}" for n in range(26))
+        + " }"
+    )
+    spread = (
+        "mutation($r: [UsageRecordInput!]!) { ...M ...N } "
+        + "fragment M on Mutation { "
+        + " ".join(f"m{n}: ingestUsage(records: $r) {{ accepted }}" for n in range(13))
+        + " } fragment N on Mutation { ... on Mutation { "
+        + " ".join(f"n{n}: ingestUsage(records: $r) {{ accepted }}" for n in range(13))
+        + " } }"
+    )
+    for query in (aliased, spread):
+        body = await call(api, query, {"r": records}, key=admin)
+        assert codes(body) == ["BAD_USER_INPUT"], body
+        assert body["data"] is None
+        assert "10400" in body["errors"][0]["message"]
+        assert body["errors"][0]["extensions"]["field"] == "records"
+    state = await data(
+        api, '{ interaction(id: "int-many") { credits { records } } }', key=admin
+    )
+    assert state["interaction"]["credits"]["records"] == 0
+    # 25 x 400 = 10,000 is allowed (the first alias stores, the rest are duplicates).
+    fewer = aliased.replace(" a25: ingestUsage(records: $r) { accepted }", "")
+    assert "errors" not in await call(api, fewer, {"r": records}, key=admin)
