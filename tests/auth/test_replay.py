@@ -12,9 +12,10 @@ from sqlalchemy import func, insert, select
 from service.auth.models import SeenWebhookSignature
 from service.auth.webhooks import prune, sign
 from service.db.session import Database
-from tests.auth.helpers import REGISTER, new_key, only_code
+from tests.auth.helpers import new_key, only_code
 from tests.auth.test_limits import other_server
 from tests.fixtures.app import Server
+from tests.fixtures.operations import REGISTER
 
 pytestmark = pytest.mark.asyncio
 
