@@ -19,8 +19,9 @@ import pytest
 from service.config import Settings
 from service.db.session import Database
 from service.graphql.document_limits import CACHE, MAX_NESTING, MAX_WIDTH
-from tests.auth.helpers import REGISTER, call, codes, data, new_key
+from tests.auth.helpers import call, codes, data, new_key
 from tests.auth.test_limits import other_server
+from tests.fixtures.seed import REGISTER
 
 pytestmark = pytest.mark.asyncio
 
