@@ -22,7 +22,7 @@ from service.jobs.registry import JobContext, JobFailed, RetryLater
 from service.jobs.schedule import due_at
 from service.uow import unit_of_work
 from service.worker.runner import Worker
-from tests.worker.conftest import RunWorker, worker_settings
+from tests.worker.helpers import RunWorker, worker_settings
 
 pytestmark = pytest.mark.asyncio
 
