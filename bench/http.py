@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+IDLE_SECONDS = 4.0
+
 
 class Connection:
     """One persistent connection; one request at a time."""
@@ -23,6 +25,7 @@ class Connection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def open(self) -> None:
         """Connect."""
@@ -58,6 +61,10 @@ class Connection:
 
     async def send(self, request: bytes) -> tuple[int, bytes]:
         """Send prepared request bytes; the status and body of the answer."""
+        if self.writer is not None and time.monotonic() - self.last_used > IDLE_SECONDS:
+            # The server closes keep-alive connections idle this long (uvicorn
+            # and node: 5 s); a slow step in between must not send into one.
+            await self.close()
         if self.writer is None or self.reader is None:
             await self.open()
         assert self.writer is not None
@@ -88,6 +95,7 @@ class Connection:
             await self.close()
         if headers.get("connection", "").lower() == "close":
             await self.close()
+        self.last_used = time.monotonic()
         return status, body
 
     async def request(
