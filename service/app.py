@@ -19,7 +19,7 @@ from service.export.routes import Exports
 from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
 from service.jobs.records import JobKind
-from service.middleware import BodyLimit, RequestContext
+from service.middleware import BodyLimit, BodyTimeout, RequestContext
 from service.observability import metrics
 from service.observability.http import HttpMetrics
 from service.ratelimit import RateLimiter
@@ -86,6 +86,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 BodyLimit,
                 limit=settings.max_body_bytes,
                 upload_limit=settings.max_upload_bytes + 1024 * 1024,
+            ),
+            Middleware(
+                BodyTimeout,
+                idle=settings.body_read_timeout_seconds,
+                total=settings.request_timeout_seconds,
             ),
         ],
         lifespan=lifespan,

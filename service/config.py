@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 0
     # How often an open websocket re-checks that its key is not revoked.
     ws_key_recheck_seconds: float = 5.0
+    # A request body that brings no bytes for this long is answered 408.
+    body_read_timeout_seconds: float = 10.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # GET /metrics on the API (Prometheus text format, no key).
     metrics_enabled: bool = True

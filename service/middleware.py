@@ -170,3 +170,79 @@ async def _too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyTimeout:
+    """Answers 408 when a request body stalls: no bytes for `idle` seconds.
+
+    Bounds half-sent requests (slowloris bodies): each read of the body must
+    bring data within `idle` seconds, and a JSON body must be complete within
+    `total` seconds (uploads, which may be large, only have the idle bound).
+    Header timeouts are the front proxy's job (uvicorn has none; see README).
+    """
+
+    def __init__(self, app: ASGIApp, idle: float, total: float) -> None:
+        self.app = app
+        self.idle = idle
+        self.total = total
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        upload = headers.get(b"content-type", b"").startswith(b"multipart/")
+        loop = asyncio.get_running_loop()
+        deadline = None if upload else loop.time() + self.total
+        state = {"complete": False, "started": False}
+
+        async def timed_receive() -> Message:
+            if state["complete"]:
+                return await receive()  # e.g. waiting for a disconnect
+            budget = self.idle
+            if deadline is not None:
+                budget = min(budget, max(0.0, deadline - loop.time()))
+            try:
+                async with asyncio.timeout(budget):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTimedOut from None
+            if message["type"] != "http.request" or not message.get("more_body"):
+                state["complete"] = True
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except _BodyTimedOut:
+            log.info("request body timed out", extra={"idle_seconds": self.idle})
+            if not state["started"]:
+                await _answer(
+                    send, 408, f"request body not received within {self.idle:g} s"
+                )
+
+
+class _BodyTimedOut(Exception):
+    pass
+
+
+async def _answer(send: Send, status: int, message: str) -> None:
+    body = json.dumps(
+        {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
