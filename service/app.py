@@ -20,7 +20,7 @@ from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
 from service.jobs.records import JobKind
 from service.middleware import BodyLimit, BodyTimeout, RequestContext
-from service.observability import metrics
+from service.observability import metrics, tracing
 from service.observability.http import HttpMetrics
 from service.ratelimit import RateLimiter
 from service.state import AppState
@@ -31,6 +31,7 @@ JOB_KINDS = tuple(kind.value for kind in JobKind)
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; the database engine lives from startup to shutdown."""
     settings = settings or get_settings()
+    tracing.setup("api")
     limiter = (
         RateLimiter(settings.rate_limit_per_minute)
         if settings.rate_limit_per_minute > 0
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await state.start()
         metrics.watch_pool(state.db.engine)
+        tracing.instrument_engine(state.db.engine)
         engine = state.db.engine
         try:
             yield
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *dashboard.routes(),
         ],
         middleware=[
+            *tracing.middleware(),
             Middleware(HttpMetrics),
             Middleware(RequestContext),
             Middleware(

@@ -41,6 +41,7 @@ from service.events import (
     after_commit_handlers,
     in_transaction_handlers,
 )
+from service.observability import tracing
 
 log = logging.getLogger("service.uow")
 
@@ -90,6 +91,8 @@ class UnitOfWork:
             "api_key_id": self.principal.key_id if self.principal else None,
             "created_at": now,
             "updated_at": now,
+            # The request's trace, continued by the worker (tracing on only).
+            "trace_context": tracing.carrier(),
             **columns,
         }
         job = Job(

@@ -35,6 +35,7 @@ from service.corti.exceptions import (
 )
 from service.corti.retry import RetryPolicy, call_with_retries
 from service.corti.schemas import TokenResponse, parse_json
+from service.observability import tracing
 from service.observability.metrics import corti_request
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -263,13 +264,16 @@ class CortiTransport:
             )
             url_path = urlsplit(f"{self.wss_url}{path}").path
             try:
-                ws = await connect(
-                    f"{self.wss_url}{path}?{query}",
-                    open_timeout=open_timeout,
-                    close_timeout=close_timeout,
-                    max_size=2**22,
-                    logger=_ws_logger,
-                )
+                with tracing.span(
+                    "corti websocket", **{"url.path": url_path, "corti.what": what}
+                ):
+                    ws = await connect(
+                        f"{self.wss_url}{path}?{query}",
+                        open_timeout=open_timeout,
+                        close_timeout=close_timeout,
+                        max_size=2**22,
+                        logger=_ws_logger,
+                    )
             except InvalidStatus as exc:
                 corti_request("GET", url_path, exc.response.status_code)
                 raise CortiError.from_http(

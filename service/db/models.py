@@ -201,6 +201,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Size of the audio uploaded with the job (kept in job_audio_chunks).
     audio_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # W3C trace context ({"traceparent": ...}) of the request that enqueued it,
+    # continued by the worker's span (only with tracing on).
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class JobAudioChunk(Base):

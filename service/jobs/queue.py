@@ -61,6 +61,8 @@ class ClaimedJob:
     tenant_id: str | None
     interaction_id: str | None
     audio_bytes: int | None
+    # W3C trace context of the request that enqueued the job (tracing on).
+    trace_context: dict[str, str] | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -133,6 +135,7 @@ async def claim(
             Job.tenant_id,
             Job.interaction_id,
             Job.audio_bytes,
+            Job.trace_context,
         )
         .execution_options(synchronize_session=False)
     )
@@ -147,6 +150,7 @@ async def claim(
             tenant_id=row.tenant_id,
             interaction_id=row.interaction_id,
             audio_bytes=row.audio_bytes,
+            trace_context=row.trace_context,
         )
         for row in rows
     ]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
+from service.observability import tracing
 from service.observability.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
 
 TYPES = frozenset({"query", "mutation", "subscription"})
@@ -22,12 +23,20 @@ class OperationMetrics(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._observe(time.perf_counter() - started)
+        with tracing.operation_span("operation", None) as span:
+            try:
+                yield
+            finally:
+                kind = self._observe(time.perf_counter() - started)
+                if span is not None:
+                    name = self.execution_context.operation_name
+                    span.update_name(
+                        f"graphql.{kind} {name}" if name else f"graphql.{kind}"
+                    )
+                    span.set_attribute("graphql.operation.type", kind)
+                    span.set_attribute("graphql.operation.name", name or "")
 
-    def _observe(self, seconds: float) -> None:
+    def _observe(self, seconds: float) -> str:
         context = self.execution_context
         try:
             kind = context.operation_type.value
@@ -41,3 +50,4 @@ class OperationMetrics(SchemaExtension):
         )
         GRAPHQL_OPERATIONS.labels(type=kind, outcome="error" if failed else "ok").inc()
         GRAPHQL_DURATION.labels(type=kind).observe(seconds)
+        return kind

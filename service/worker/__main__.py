@@ -18,7 +18,7 @@ from service.corti import CortiClient
 from service.db.session import Database
 from service.jobs.records import JobKind
 from service.logs import configure
-from service.observability import metrics
+from service.observability import metrics, tracing
 from service.observability.endpoint import start_endpoint
 from service.worker.runner import Worker
 
@@ -39,8 +39,10 @@ async def run_worker(
     except ValueError as error:  # missing Corti credentials
         sys.stderr.write(f"worker: {error}\n")
         raise SystemExit(2) from None
+    tracing.setup("worker")
     db = Database.from_url(settings.database_url)
     metrics.watch_pool(db.engine)
+    tracing.instrument_engine(db.engine)
     endpoint = None
     if metrics_port is not None:
         kinds = [kind.value for kind in JobKind]
@@ -67,6 +69,7 @@ async def run_worker(
             endpoint.close()
         await db.dispose()
         metrics.unwatch_pool(db.engine)
+        tracing.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

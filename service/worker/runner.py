@@ -40,6 +40,7 @@ from service.jobs.registry import (
     RetryLater,
 )
 from service.jobs.schedule import enqueue_due, next_due
+from service.observability import tracing
 from service.observability.metrics import JOB_ATTEMPTS
 from service.uow import unit_of_work
 
@@ -215,6 +216,10 @@ class Worker:
     # --- one attempt ------------------------------------------------------------
 
     async def _execute(self, job: ClaimedJob) -> None:
+        with tracing.job_span(job.kind, job.id, job.lease.attempt, job.trace_context):
+            await self._attempt(job)
+
+    async def _attempt(self, job: ClaimedJob) -> None:
         spec = registry.KINDS.get(job.kind)
         if spec is None:  # claimed only registered kinds; unregistered since
             await self._end(job, f"no job kind {job.kind!r} in this worker")
