@@ -48,10 +48,14 @@ MAX_NESTING = 64  # selection sets inside each other, any field and spread count
 # counted: graphql-core's OverlappingFieldsCanBeMerged compares those in pairs,
 # and compares the sub-selections of two fields with one response name, so
 # repeated object fields (`a { b { c } } a { b { c } }` nested) cost it the
-# square of the document. A selection set may merge at most MAX_WIDTH fields,
-# and an object field's response name at most once (select more of it inside
-# the one field; leaves may repeat).
+# square of the document. A selection set may merge at most MAX_WIDTH fields.
+# An object field may come more than once under one response name (as
+# fragments composed by Relay or Apollo Client select it) only in operations
+# of up to MAX_FIELDS_WITH_REPEATS expanded fields, where that square stays
+# small (about 25 ms of validation at 100 fields); larger operations must
+# merge them into one field (leaves may always repeat).
 MAX_WIDTH = 100
+MAX_FIELDS_WITH_REPEATS = 100
 VALIDATION_CACHE_SIZE = 256
 MAX_LIMIT_ERRORS = 4  # of a chain of 1,000 fragments over the limit, name a few
 
@@ -279,12 +283,14 @@ def limit_errors(document: DocumentNode) -> list[GraphQLError]:
                     definition,
                 )
             )
-        if found.repeated:
+        if found.repeated and found.fields > MAX_FIELDS_WITH_REPEATS:
             errors.append(
                 GraphQLError(
                     f"'{name}' selects a field that has a selection set twice "
                     "under one response name in one selection set (fragments "
-                    "included); merge them into one, or give them aliases",
+                    f"included) and {_shown(found.fields)} fields in all; above "
+                    f"{MAX_FIELDS_WITH_REPEATS} fields, merge them into one, or "
+                    "give them aliases",
                     definition,
                 )
             )

@@ -18,7 +18,12 @@ import pytest
 
 from service.config import Settings
 from service.db.session import Database
-from service.graphql.document_limits import CACHE, MAX_NESTING, MAX_WIDTH
+from service.graphql.document_limits import (
+    CACHE,
+    MAX_FIELDS_WITH_REPEATS,
+    MAX_NESTING,
+    MAX_WIDTH,
+)
 from tests.auth.helpers import call, codes, data, new_key
 from tests.auth.test_limits import other_server
 from tests.fixtures.seed import REGISTER
@@ -53,14 +58,17 @@ ATTACKS = [
     pytest.param(chain(40, "__typename"), "fields", id="typename-chain"),
     pytest.param(deep_chain(40), "depth", id="deep-chain"),
     pytest.param(
-        "{ " + "tenants { totalCount } " * 3 + "}", "twice", id="repeated-object-field"
+        "{ " + "tenants { totalCount } " * (MAX_FIELDS_WITH_REPEATS // 2 + 1) + "}",
+        "twice",
+        id="repeated-object-field",
     ),
     pytest.param(
         "{ "
-        + " ".join(f"...F{n}" for n in range(40))
+        + " ".join(f"...F{n}" for n in range(MAX_FIELDS_WITH_REPEATS // 2 + 1))
         + " } "
         + " ".join(
-            f"fragment F{n} on Query {{ tenants {{ totalCount }} }}" for n in range(40)
+            f"fragment F{n} on Query {{ tenants {{ totalCount }} }}"
+            for n in range(MAX_FIELDS_WITH_REPEATS // 2 + 1)
         ),
         "twice",
         id="repeated-through-fragments",
@@ -102,6 +110,24 @@ async def test_wide_but_legal_documents_still_answer(
     body = await call(api, query, key=key)
     assert "errors" not in body, body
     assert body["data"]["tenants"]["totalCount"] == 0
+
+
+async def test_composed_fragments_may_repeat_object_fields(
+    db: Database, api: httpx.AsyncClient
+) -> None:
+    _, key = await new_key(db, "reader")
+    # As Relay and Apollo Client send them: each component's fragment selects
+    # the same object fields with its own leaves, merged by the server.
+    query = """{ ...Totals ...Pages tenants { nodes { id } } }
+      fragment Totals on Query { tenants { totalCount pageInfo { hasNextPage } } }
+      fragment Pages on Query { tenants { pageInfo { endCursor } nodes { id } } }"""
+    body = await call(api, query, key=key)
+    assert "errors" not in body, body
+    assert body["data"]["tenants"] == {
+        "totalCount": 0,
+        "pageInfo": {"hasNextPage": False, "endCursor": None},
+        "nodes": [],
+    }
 
 
 # The attacker runs in its own process, as it would: the server's event loop
