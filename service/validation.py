@@ -8,6 +8,7 @@ another for a syntax check.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,7 +19,12 @@ from service.db.types import CREDIT_INTEGER_DIGITS, CREDIT_SCALE
 from service.errors import BadUserInput
 
 MAX_CREDITS = Decimal(10) ** CREDIT_INTEGER_DIGITS
-_CONTROL = re.compile(r"[\x00-\x1f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Invisible or unprintable: control, format (bidi, zero-width), surrogate,
+# private use, unassigned, line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Credits as text: ASCII digits, one optional point, an optional exponent.
+DECIMAL_SYNTAX = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def check_id(field: str, value: Any) -> str:
@@ -30,8 +36,15 @@ def check_id(field: str, value: Any) -> str:
         raise BadUserInput(field, f"must be at most {ID_LENGTH} characters")
     if text != text.strip():
         raise BadUserInput(field, "must not start or end with white space")
-    if _CONTROL.search(text):
-        raise BadUserInput(field, "must not contain control characters")
+    if text.isascii():
+        if _CONTROL.search(text):
+            raise BadUserInput(field, "must not contain control characters")
+    elif any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in text):
+        raise BadUserInput(
+            field,
+            "must not contain control, format (bidi, zero-width), surrogate, "
+            "private-use, unassigned or line/paragraph separator characters",
+        )
     return text
 
 
@@ -39,22 +52,30 @@ def check_credits(field: str, value: Any) -> Decimal:
     """A finite, non-negative decimal with at most 12 + 9 digits."""
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise BadUserInput(field, "must be a decimal number")
+    if isinstance(value, str) and not DECIMAL_SYNTAX.fullmatch(value.strip()):
+        raise BadUserInput(field, "must be a decimal number (ASCII digits)")
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except InvalidOperation:
         raise BadUserInput(field, "must be a decimal number") from None
     if not number.is_finite():
         raise BadUserInput(field, "must be a finite number")
-    if number < 0:
+    # Judged from the digits and exponent alone: arithmetic on 1e999999999 or
+    # 1e-999999999 would overflow or round to 0 in the decimal context.
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if not any(digits):
+        return Decimal(0)
+    if sign:
         raise BadUserInput(field, "must not be negative")
-    exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -CREDIT_SCALE:
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if exponent + trailing < -CREDIT_SCALE:
         raise BadUserInput(field, f"has more than {CREDIT_SCALE} decimal places")
-    if number >= MAX_CREDITS:
+    if exponent + len(digits) > CREDIT_INTEGER_DIGITS:
         raise BadUserInput(
             field, f"has more than {CREDIT_INTEGER_DIGITS} integer digits"
         )
-    return number + 0  # turns -0 into 0
+    return number
 
 
 def check_time_zone(field: str, name: str) -> str:

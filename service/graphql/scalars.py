@@ -17,6 +17,7 @@ from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 from strawberry.types.scalar import ScalarDefinition
 
 from service.db.types import credits_text
+from service.validation import DECIMAL_SYNTAX
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -65,6 +66,15 @@ def parse_decimal(value: Any) -> Decimal:
         # Only reachable when a caller bypasses the view's exact JSON decoding.
         return Decimal(repr(value))
     if isinstance(value, str):
+        text = value.strip()
+        special = text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}
+        if not special and not DECIMAL_SYNTAX.fullmatch(
+            text
+        ):  # checked as finite later
+            raise ValueError(
+                f"{value[:40]!r} is not a decimal number (ASCII digits, one point, "
+                "an optional exponent)"
+            )
         try:
             return Decimal(value.strip())
         except InvalidOperation:
