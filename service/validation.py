@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -96,3 +96,19 @@ def check_range(
     if start is not None and end is not None and start > end:
         raise BadUserInput(field, "from must not be after to")
     return start, end
+
+
+# Usage and interactions are dated between Corti's era and a day from now: a
+# record of year 1 or 9999 is a sender's bug, and would widen every report
+# that spans it (a day's bucket per day in between).
+EARLIEST_CREATED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
+
+
+def check_created_at(field: str, value: datetime, now: datetime) -> datetime:
+    """`value` if it lies in [2000-01-01T00:00Z, now + 1 day]."""
+    if value < EARLIEST_CREATED_AT:
+        raise BadUserInput(field, "must not be before 2000-01-01T00:00:00Z")
+    if value > now + MAX_FUTURE:
+        raise BadUserInput(field, "must not be more than one day in the future")
+    return value

@@ -28,7 +28,7 @@ from service.usage.records import (
     UsageIn,
 )
 from service.usage.repository import UsageRepository
-from service.validation import check_credits, check_id
+from service.validation import check_created_at, check_credits, check_id
 
 MAX_BATCH = 10_000
 
@@ -57,6 +57,8 @@ class UsageService:
         interaction_id = check_id("interactionId", interaction_id)
         tenant_id = check_id("tenantId", tenant_id)
         user_id = check_id("userId", user_id)
+        if created_at is not None:
+            created_at = check_created_at("createdAt", created_at, utcnow())
         principal.require_write()
         principal.require_tenant(tenant_id)
         repo = UsageRepository(uow.session)
@@ -220,7 +222,11 @@ class UsageService:
             "interaction_id": check_id("interactionId", usage.interaction_id),
             "external_id": check_id("externalId", usage.external_id),
             "credits": check_credits("credits", usage.credits),
-            "created_at": usage.created_at or received,
+            "created_at": (
+                received
+                if usage.created_at is None
+                else check_created_at("createdAt", usage.created_at, received)
+            ),
             "received_at": received,
             "writer_tenant_id": principal.tenant_id,
         }
