@@ -13,6 +13,7 @@ from service.errors import BadUserInput
 from service.graphql.budget_types import Budget, WebhookEndpoint
 from service.graphql.context import Info
 from service.graphql.queries import parse_uuid
+from service.uow import unit_of_work
 from service.webhooks.service import endpoint_service
 
 
@@ -93,9 +94,9 @@ class BudgetMutation:
             thresholds=input.thresholds,
             enforce=bool(input.enforce),
         )
-        async with info.context.db.write() as session:
+        async with unit_of_work(info.context.db, info.context.caller) as uow:
             row, _crossed = await budget_service.set_budget(
-                session, info.context.caller, given
+                uow.session, info.context.caller, given
             )
         return Budget.of(row)
 
@@ -104,9 +105,9 @@ class BudgetMutation:
     )
     async def delete_budget(self, info: Info, id: IdArg) -> bool:
         budget_id = parse_uuid("id", str(id))
-        async with info.context.db.write() as session:
+        async with unit_of_work(info.context.db, info.context.caller) as uow:
             return await budget_service.delete_budget(
-                session, info.context.caller, budget_id
+                uow.session, info.context.caller, budget_id
             )
 
     @strawberry.mutation(
@@ -119,9 +120,9 @@ class BudgetMutation:
             WebhookEndpointInput, strawberry.argument(description="The endpoint.")
         ],
     ) -> WebhookEndpoint:
-        async with info.context.db.write() as session:
+        async with unit_of_work(info.context.db, info.context.caller) as uow:
             row = await endpoint_service.create_endpoint(
-                session,
+                uow.session,
                 info.context.caller,
                 url=input.url,
                 tenant_id=None if input.tenant_id is None else str(input.tenant_id),
@@ -135,9 +136,9 @@ class BudgetMutation:
     )
     async def delete_webhook_endpoint(self, info: Info, id: IdArg) -> bool:
         endpoint_id = parse_uuid("id", str(id))
-        async with info.context.db.write() as session:
+        async with unit_of_work(info.context.db, info.context.caller) as uow:
             return await endpoint_service.delete_endpoint(
-                session, info.context.caller, endpoint_id
+                uow.session, info.context.caller, endpoint_id
             )
 
 
