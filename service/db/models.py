@@ -112,11 +112,13 @@ class UsageRecord(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
     source: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    interaction_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # NULL for usage attributed to a tenant and user directly (no interaction).
+    interaction_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     credits: Mapped[Decimal] = mapped_column(Credits)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Copies of the interaction's owner; NULL until it is registered.
+    # The owner: a copy of the interaction's (NULL until it is registered), or
+    # the tenant and user the record was attributed to directly.
     tenant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     # The tenant of the tenant-bound key that wrote it (NULL: admin or webhook).

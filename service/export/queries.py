@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models import Interaction, UsageRecord
+from service.db.models import UsageRecord
 from service.db.sql import bucket_start, credit_sum
 from service.db.timebuckets import edges, zone
 from service.usage.queries import TimeWindow
@@ -58,12 +58,12 @@ class ExportFilter:
         return self.tenant_id is not None or self.user_id is not None
 
     def clauses(self) -> list[ColumnElement[bool]]:
-        """WHERE clauses over usage_records joined to interactions."""
+        """WHERE clauses over usage_records (owner from its owner columns)."""
         clauses = self.window.filters()
         if self.tenant_id is not None:
-            clauses.append(Interaction.tenant_id == self.tenant_id)
+            clauses.append(UsageRecord.tenant_id == self.tenant_id)
         if self.user_id is not None:
-            clauses.append(Interaction.user_id == self.user_id)
+            clauses.append(UsageRecord.user_id == self.user_id)
         if self.interaction_id is not None:
             clauses.append(UsageRecord.interaction_id == self.interaction_id)
         if self.source is not None:
@@ -72,24 +72,17 @@ class ExportFilter:
 
 
 def _joined(statement: RowsSelect, where: ExportFilter) -> RowsSelect:
-    """From usage_records, with the interaction's tenant and user (if any)."""
-    return (
-        statement.select_from(UsageRecord)
-        .join(
-            Interaction,
-            Interaction.id == UsageRecord.interaction_id,
-            isouter=not where.attributed_only,
-        )
-        .where(*where.clauses())
-    )
+    """From usage_records, with its owner (the copy of its interaction's, or
+    the tenant and user it was attributed to directly; NULL while unknown)."""
+    return statement.select_from(UsageRecord).where(*where.clauses())
 
 
 def usage_records(where: ExportFilter) -> RowsSelect:
     """One row per usage record, oldest first; tenant and user NULL if unknown."""
     statement = select(
         UsageRecord.interaction_id,
-        Interaction.user_id,
-        Interaction.tenant_id,
+        UsageRecord.user_id,
+        UsageRecord.tenant_id,
         UsageRecord.source,
         UsageRecord.external_id,
         UsageRecord.credits,
@@ -145,13 +138,13 @@ def daily_totals(where: ExportFilter, zone_name: str) -> Plan:
         )
         statement = select(
             day.label("day"),
-            Interaction.tenant_id,
-            Interaction.user_id,
+            UsageRecord.tenant_id,
+            UsageRecord.user_id,
             UsageRecord.source,
             credit_sum(UsageRecord.credits).label("credits"),
             func.count().label("records"),
         )
-        keys = (day, Interaction.tenant_id, Interaction.user_id, UsageRecord.source)
+        keys = (day, UsageRecord.tenant_id, UsageRecord.user_id, UsageRecord.source)
         return _joined(statement, where).group_by(*keys).order_by(*keys)
 
     return plan

@@ -36,7 +36,21 @@ described_enum(
     {
         "STREAM": "The final `usage` message of a /streams websocket session.",
         "TRANSCRIPT": "`usageInfo.creditsConsumed` of a created transcript.",
-        "DOCUMENT": "`usageInfo.creditsConsumed` of a generated document.",
+        "DOCUMENT": (
+            "`usageInfo.creditsConsumed` of a generated document (also guided "
+            "documents, `POST /documents/`)."
+        ),
+        "FACTS": (
+            "`usageInfo.creditsConsumed` of a stateless fact extraction "
+            "(`POST /tools/extract-facts`)."
+        ),
+        "CODING": (
+            "`usageInfo.creditsConsumed` of a stateless coding call "
+            "(`POST /tools/coding/`)."
+        ),
+        "DICTATION": (
+            "The final `usage` message of a /transcribe (dictation) websocket session."
+        ),
     },
 )
 

@@ -85,19 +85,35 @@ class StreamUsageInput:
     created_at: datetime | None = strawberry.field(default=None, description=CREATED_AT)
 
 
-@strawberry.input(description="One usage record of a batch.")
+@strawberry.input(
+    description=(
+        "One usage record of a batch. It names exactly one owner: "
+        "`interactionId`, or `tenantId` with `userId` (attributed directly)."
+    )
+)
 class UsageRecordInput:
     """ingestUsage item."""
 
     source: Source = strawberry.field(description="Which Corti operation reported it.")
-    interaction_id: strawberry.ID = strawberry.field(
-        description="The Corti interactionId."
-    )
     external_id: strawberry.ID = strawberry.field(
-        description="Corti transcript id, document id, or the stream's id."
+        description=(
+            "Corti transcript id, document id, the stream's id, or the caller's "
+            "request or session id of a stateless call."
+        )
     )
     credits: Decimal = strawberry.field(description="Credits consumed.")
     created_at: datetime | None = strawberry.field(default=None, description=CREATED_AT)
+    interaction_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The Corti interactionId (or tenantId with userId)."
+    )
+    tenant_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The owner's tenant, for usage without an interaction.",
+    )
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The owner's user (with tenantId), for usage without an interaction.",
+    )
 
 
 def _usage_record_from_input(
@@ -113,10 +129,12 @@ def _usage_record_from_input(
     """
     return cls(
         source=Source(value["source"]),
-        interaction_id=value["interactionId"],
+        interaction_id=value.get("interactionId"),
         external_id=value["externalId"],
         credits=value["credits"],
         created_at=value.get("createdAt"),
+        tenant_id=value.get("tenantId"),
+        user_id=value.get("userId"),
     )
 
 
@@ -131,6 +149,10 @@ def _input_fields(**renames: str) -> Iterator[None]:
     except BadUserInput as error:
         name = renames.get(error.field, error.field)
         raise BadUserInput(f"input.{name}", error.message.split(": ", 1)[1]) from None
+
+
+def _str(value: object | None) -> str | None:
+    return None if value is None else str(value)
 
 
 async def _record(info: Info, usage: UsageIn, **renames: str) -> UsageRecord:
@@ -234,10 +256,12 @@ class IngestionMutation:
         batch = [
             UsageIn(
                 source=Source(item.source),
-                interaction_id=str(item.interaction_id),
+                interaction_id=_str(item.interaction_id),
                 external_id=str(item.external_id),
                 credits=item.credits,
                 created_at=item.created_at,
+                tenant_id=_str(item.tenant_id),
+                user_id=_str(item.user_id),
             )
             for item in records
         ]

@@ -22,6 +22,7 @@ from service.graphql.limits import CostLimiter
 from service.graphql.mutations import IngestionMutation
 from service.graphql.queries import Query as UsageQuery
 from service.graphql.scalars import SCALAR_MAP
+from service.graphql.stateless_mutations import StatelessUsageMutation
 from service.graphql.subscriptions import Subscription as UsageSubscription
 from service.observability.graphql import OperationMetrics
 
@@ -40,7 +41,7 @@ class Query(UsageQuery, BudgetQuery):
 @strawberry.type(
     description="Writing usage: ingestion, Corti calls, budgets and webhooks."
 )
-class Mutation(IngestionMutation, JobMutation, BudgetMutation):
+class Mutation(IngestionMutation, StatelessUsageMutation, JobMutation, BudgetMutation):
     """The root mutation type."""
 
 

@@ -43,7 +43,13 @@ def _record(event: UsageEvent) -> UsageRecord:
         credits=event.credits,
         created_at=event.created_at,
         received_at=event.received_at,
-        interaction_id=strawberry.ID(event.interaction_id),
+        interaction_id=(
+            None
+            if event.interaction_id is None
+            else strawberry.ID(event.interaction_id)
+        ),
+        tenant_id=strawberry.ID(event.tenant_id),
+        user_id=None if event.user_id is None else strawberry.ID(event.user_id),
     )
 
 

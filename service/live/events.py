@@ -21,14 +21,15 @@ class UsageEvent:
 
     id: str
     tenant_id: str
-    interaction_id: str
+    interaction_id: str | None
     source: str
     external_id: str
     credits: Decimal
     created_at: datetime
     received_at: datetime
+    user_id: str | None = None
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         """A JSON object (exact credits as text, ISO times)."""
         return {
             "id": self.id,
@@ -39,6 +40,7 @@ class UsageEvent:
             "credits": credits_text(self.credits),
             "createdAt": self.created_at.isoformat(),
             "receivedAt": self.received_at.isoformat(),
+            "userId": self.user_id,
         }
 
     @classmethod
@@ -47,12 +49,15 @@ class UsageEvent:
         return cls(
             id=str(data["id"]),
             tenant_id=str(data["tenantId"]),
-            interaction_id=str(data["interactionId"]),
+            interaction_id=(
+                None if data["interactionId"] is None else str(data["interactionId"])
+            ),
             source=str(data["source"]),
             external_id=str(data["externalId"]),
             credits=Decimal(str(data["credits"])),
             created_at=datetime.fromisoformat(str(data["createdAt"])),
             received_at=datetime.fromisoformat(str(data["receivedAt"])),
+            user_id=None if data.get("userId") is None else str(data["userId"]),
         )
 
 

@@ -259,6 +259,7 @@ def _events(records: Sequence[RecordFacts]) -> list[UsageEvent]:
             credits=record.credits,
             created_at=record.created_at,
             received_at=record.received_at,
+            user_id=record.user_id,
         )
         for record in records
         if record.tenant_id is not None

@@ -30,17 +30,26 @@ class Source(StrEnum):
     STREAM = "STREAM"
     TRANSCRIPT = "TRANSCRIPT"
     DOCUMENT = "DOCUMENT"
+    FACTS = "FACTS"
+    CODING = "CODING"
+    DICTATION = "DICTATION"
 
 
 @dataclass(frozen=True)
 class UsageIn:
-    """One usage record as delivered, not yet validated."""
+    """One usage record as delivered, not yet validated.
+
+    It names exactly one owner: `interaction_id`, or `tenant_id` with
+    `user_id` (usage attributed to a user directly, e.g. stateless Corti calls).
+    """
 
     source: Source
-    interaction_id: str
+    interaction_id: str | None
     external_id: str
     credits: Decimal
     created_at: datetime | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +59,7 @@ class StoredRecord:
     id: uuid.UUID
     source: str
     external_id: str
-    interaction_id: str
+    interaction_id: str | None
     credits: Decimal
     created_at: datetime
     received_at: datetime

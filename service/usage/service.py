@@ -158,7 +158,9 @@ class UsageService:
             first_index[key] = len(rows)
             rows.append(row)
         repo = UsageRepository(uow.session)
-        interaction_ids = sorted({r["interaction_id"] for r in rows})
+        interaction_ids = sorted(
+            {r["interaction_id"] for r in rows if r["interaction_id"] is not None}
+        )
         # Serialises with (re-)registration of the same interactions, so the
         # owner copied onto each record is the one committed with it.
         await repo.lock_interactions(interaction_ids, shared=True)
@@ -167,15 +169,27 @@ class UsageService:
             self._check_tenants(
                 {i: owner[0] for i, owner in owners.items()}, batch, principal, single
             )
+        # Usage attributed directly: its tenant and user exist from then on
+        # (created like registerInteraction creates them).
+        for tenant_id, user_id in sorted(
+            {
+                (r["tenant_id"], r["user_id"])
+                for r in rows
+                if r["interaction_id"] is None
+            }
+        ):
+            await repo.ensure_user(tenant_id, user_id)
         for row in rows:
-            row["tenant_id"], row["user_id"] = owners.get(
-                row["interaction_id"], (None, None)
-            )
+            if row["interaction_id"] is not None:
+                row["tenant_id"], row["user_id"] = owners.get(
+                    row["interaction_id"], (None, None)
+                )
         inserted = await repo.insert_records(rows)
         latest: dict[str, datetime] = {}
         for row in rows:
             if (
                 row["tenant_id"] is not None
+                and row["interaction_id"] is not None
                 and (row["source"], row["external_id"]) in inserted
             ):
                 at = latest.get(row["interaction_id"])
@@ -216,10 +230,11 @@ class UsageService:
     def _validated_row(
         self, usage: UsageIn, received: datetime, principal: Principal
     ) -> dict[str, Any]:
+        interaction_id, tenant_id, user_id = _owner_of(usage, principal)
         return {
             "id": new_uuid(),
             "source": usage.source.value,
-            "interaction_id": check_id("interactionId", usage.interaction_id),
+            "interaction_id": interaction_id,
             "external_id": check_id("externalId", usage.external_id),
             "credits": check_credits("credits", usage.credits),
             "created_at": (
@@ -229,6 +244,8 @@ class UsageService:
             ),
             "received_at": received,
             "writer_tenant_id": principal.tenant_id,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
         }
 
     def _check_tenants(
@@ -239,6 +256,8 @@ class UsageService:
         single: bool,
     ) -> None:
         for index, usage in enumerate(batch):
+            if usage.interaction_id is None:
+                continue  # a direct owner was checked with the input
             owner = tenants.get(usage.interaction_id)
             if owner is not None and not principal.sees_tenant(owner):
                 error = Forbidden("this interaction belongs to another tenant")
@@ -259,10 +278,17 @@ class UsageService:
         interaction, or while unregistered to the tenant of the key that wrote it.
         """
         owners = await repo.interaction_tenants(
-            [old.interaction_id for old in existing.values()]
+            [
+                old.interaction_id
+                for old in existing.values()
+                if old.interaction_id is not None
+            ]
         )
         for key, old in existing.items():
-            owner = owners.get(old.interaction_id, old.writer_tenant_id)
+            if old.interaction_id is None:
+                owner: str | None = old.tenant_id
+            else:
+                owner = owners.get(old.interaction_id, old.writer_tenant_id)
             if owner is not None and not principal.sees_tenant(owner):
                 error = Forbidden("this usage record belongs to another tenant")
                 index = _index_of(batch, key)
@@ -275,7 +301,43 @@ def _as_row(record: UsageRecord) -> dict[str, Any]:
         "external_id": record.external_id,
         "interaction_id": record.interaction_id,
         "credits": record.credits,
+        "tenant_id": record.tenant_id,
+        "user_id": record.user_id,
     }
+
+
+def _owner_of(
+    usage: UsageIn, principal: Principal
+) -> tuple[str | None, str | None, str | None]:
+    """(interaction_id, tenant_id, user_id): exactly one of an interaction, or a
+    tenant with a user (attributed directly; a bound key only to its tenant)."""
+    direct = usage.tenant_id is not None or usage.user_id is not None
+    if usage.interaction_id is not None:
+        if direct:
+            raise BadUserInput(
+                "interactionId",
+                "give either interactionId or tenantId with userId, not both",
+            )
+        return check_id("interactionId", usage.interaction_id), None, None
+    if not direct:
+        raise BadUserInput(
+            "interactionId", "give interactionId, or tenantId with userId"
+        )
+    if usage.tenant_id is None:
+        raise BadUserInput("tenantId", "required with userId")
+    if usage.user_id is None:
+        raise BadUserInput("userId", "required with tenantId")
+    tenant_id = check_id("tenantId", usage.tenant_id)
+    user_id = check_id("userId", usage.user_id)
+    if not principal.sees_tenant(tenant_id):
+        raise Forbidden("this usage belongs to another tenant")
+    return None, tenant_id, user_id
+
+
+def _owner_text(row: dict[str, Any]) -> str:
+    if row["interaction_id"] is not None:
+        return f"interaction {row['interaction_id']!r}"
+    return f"tenant {row['tenant_id']!r} user {row['user_id']!r}"
 
 
 def _index_of(batch: Sequence[UsageIn], key: tuple[str, str]) -> int:
@@ -294,11 +356,11 @@ def _check_same(old: dict[str, Any], new: dict[str, Any], index: int | None) -> 
             f"{credits_text(old['credits'])}",
             existingCredits=credits_text(old["credits"]),
         )
-    if old["interaction_id"] != new["interaction_id"]:
-        raise Conflict(
-            f"{where}{label} is already recorded for interaction "
-            f"{old['interaction_id']!r}"
-        )
+    if old["interaction_id"] != new["interaction_id"] or (
+        old["interaction_id"] is None
+        and (old["tenant_id"], old["user_id"]) != (new["tenant_id"], new["user_id"])
+    ):
+        raise Conflict(f"{where}{label} is already recorded for {_owner_text(old)}")
 
 
 usage_service = UsageService()

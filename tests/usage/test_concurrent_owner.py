@@ -84,7 +84,8 @@ async def test_records_carry_the_committed_owner(db: Database) -> None:
     assert len(records) == ROUNDS * BATCHES * 50
     assert owners, "some interaction was registered"
     for record in records:
-        tenant, user, _ = owners.get(record.interaction_id, (None, None, None))
+        assert record.interaction_id is not None
+        tenant, user = owners.get(record.interaction_id, (None, None, None))[:2]
         assert (record.tenant_id, record.user_id) == (tenant, user), record.id
     for interaction_id, (_, _, last_usage_at) in owners.items():
         assert last_usage_at == newest.get(interaction_id), interaction_id

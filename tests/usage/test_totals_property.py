@@ -1,8 +1,9 @@
 """Property: every total and bucket equals an exact recomputation from raw records.
 
 Random deliveries in random order, with redeliveries, conflicting redeliveries,
-usage before registration, and re-assignment of interactions to other users and
-tenants. The expected figures are computed here in plain Python from the
+usage before registration, usage attributed to a tenant and user directly
+(without an interaction; never moved), and re-assignment of interactions to
+other users and tenants. The expected figures are computed here in plain Python from the
 operations alone, independently of the service's SQL.
 """
 
@@ -59,6 +60,12 @@ class Record:
 
 
 interactions = st.sampled_from(["i0", "i1", "i2", "i3"])
+# Usage attributed to a tenant and user directly (no interaction): "direct:t:u".
+DIRECT = "direct:"
+owned = st.one_of(
+    interactions,
+    st.sampled_from([f"{DIRECT}t0:u0", f"{DIRECT}t1:u0", f"{DIRECT}t1:u3"]),
+)
 registers = st.builds(
     Register,
     interaction=interactions,
@@ -68,7 +75,7 @@ registers = st.builds(
 records = st.builds(
     Record,
     source=st.sampled_from(list(Source)),
-    interaction=interactions,
+    interaction=owned,
     external=st.sampled_from([f"x{n}" for n in range(6)]),
     credits=st.sampled_from(CREDITS),
     minute=st.integers(0, SPAN_MINUTES - 1),
@@ -107,12 +114,15 @@ async def _scenario(
                 continue
             key = (op.source.value, op.external)
             first = stored.get(key)
+            direct = _direct(op.interaction)
             usage = UsageIn(
                 source=op.source,
-                interaction_id=op.interaction,
+                interaction_id=None if direct else op.interaction,
                 external_id=op.external,
                 credits=op.credits,
                 created_at=START + timedelta(minutes=op.minute),
+                tenant_id=direct[0] if direct else None,
+                user_id=direct[1] if direct else None,
             )
             conflict = first is not None and (
                 first.credits != op.credits or first.interaction != op.interaction
@@ -125,9 +135,21 @@ async def _scenario(
             else:
                 assert not conflict, f"missing conflict for {op}"
                 stored.setdefault(key, op)
+                if direct:
+                    # Attributed at once, and never moved: the "owners" of
+                    # the recomputation hold direct owners under their token.
+                    owners[op.interaction] = direct
         await _check(db, list(stored.values()), owners, span)
     finally:
         await db.dispose()
+
+
+def _direct(interaction: str) -> tuple[str, str] | None:
+    """(tenant, user) of a directly attributed record, None for an interaction."""
+    if not interaction.startswith(DIRECT):
+        return None
+    tenant, user = interaction.removeprefix(DIRECT).split(":")
+    return tenant, user
 
 
 def _expected(
@@ -138,6 +160,8 @@ def _expected(
 ) -> dict[object, dict[str, Decimal]]:
     totals: dict[object, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in rows:
+        if owner is Owner.INTERACTION and _direct(row.interaction):
+            continue  # in no interaction's list
         if row.interaction not in owners:
             continue  # unattributed until registered
         if span is not None and not span[0] <= row.minute < span[1]:
@@ -270,7 +294,7 @@ async def _check(
     keys: dict[Owner, list[Hashable]] = {
         Owner.TENANT: list(tenants),
         Owner.USER: list(users),
-        Owner.INTERACTION: [*sorted(owners)],
+        Owner.INTERACTION: [i for i in sorted(owners) if not _direct(i)],
     }
     window = TimeWindow(START, START + timedelta(minutes=SPAN_MINUTES))
     async with db.read() as session:

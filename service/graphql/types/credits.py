@@ -25,6 +25,15 @@ class CreditSummary:
         description="Credits reported on transcripts."
     )
     document: Decimal = strawberry.field(description="Credits reported on documents.")
+    facts: Decimal = strawberry.field(
+        description="Credits reported by fact extraction (/tools/extract-facts)."
+    )
+    coding: Decimal = strawberry.field(
+        description="Credits reported by coding (/tools/coding/)."
+    )
+    dictation: Decimal = strawberry.field(
+        description="Credits reported by /transcribe (dictation) sessions."
+    )
     records: int = strawberry.field(description="How many usage records were summed.")
 
     @classmethod
@@ -35,6 +44,9 @@ class CreditSummary:
             stream=summary.of(Source.STREAM),
             transcript=summary.of(Source.TRANSCRIPT),
             document=summary.of(Source.DOCUMENT),
+            facts=summary.of(Source.FACTS),
+            coding=summary.of(Source.CODING),
+            dictation=summary.of(Source.DICTATION),
             records=summary.records,
         )
 

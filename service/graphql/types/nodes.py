@@ -294,6 +294,10 @@ class Interaction:
         return [UsageRecord.from_model(row) for row in rows]
 
 
+def _id(value: str | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(value)
+
+
 @strawberry.type(description="One credit figure reported by Corti.")
 class UsageRecord:
     """A usage record."""
@@ -308,8 +312,23 @@ class UsageRecord:
     received_at: datetime = strawberry.field(
         description="When this service first stored it."
     )
-    interaction_id: strawberry.ID = strawberry.field(
-        description="The Corti interactionId."
+    interaction_id: strawberry.ID | None = strawberry.field(
+        description=(
+            "The Corti interactionId; null for usage attributed to a tenant and "
+            "user directly."
+        )
+    )
+    tenant_id: strawberry.ID | None = strawberry.field(
+        description=(
+            "The owner's tenant, whichever way the record was attributed; null "
+            "while its interaction is not registered."
+        )
+    )
+    user_id: strawberry.ID | None = strawberry.field(
+        description=(
+            "The owner's user, whichever way the record was attributed; null "
+            "while its interaction is not registered."
+        )
     )
 
     @classmethod
@@ -322,11 +341,20 @@ class UsageRecord:
             credits=row.credits,
             created_at=row.created_at,
             received_at=row.received_at,
-            interaction_id=strawberry.ID(row.interaction_id),
+            interaction_id=_id(row.interaction_id),
+            tenant_id=_id(row.tenant_id),
+            user_id=_id(row.user_id),
         )
 
-    @strawberry.field(description="The interaction; null until it is registered.")
+    @strawberry.field(
+        description=(
+            "The interaction; null until it is registered, and for usage "
+            "attributed to a user directly."
+        )
+    )
     async def interaction(self, info: Info) -> Interaction | None:
+        if self.interaction_id is None:
+            return None
         row = await info.context.loaders.interaction.load(str(self.interaction_id))
         if row is None:
             return None

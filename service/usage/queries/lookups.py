@@ -80,5 +80,6 @@ async def records_of(
     statement = statement.order_by(UsageRecord.created_at, UsageRecord.external_id)
     result: dict[str, list[UsageRecord]] = defaultdict(list)
     for record in (await session.execute(statement)).scalars():
+        assert record.interaction_id is not None  # matched an interaction id
         result[record.interaction_id].append(record)
     return result
