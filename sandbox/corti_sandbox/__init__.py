@@ -1,4 +1,4 @@
-"""Corti sandbox: a local stand-in speaking Corti's token, REST and /streams protocol.
+"""Corti sandbox: a local stand-in speaking Corti's token, REST, /streams and /transcribe protocol.
 
 Run it with `python -m service corti-sandbox` (or `python -m corti_sandbox`):
 tokens at `/realms/{tenant}/protocol/openid-connect/token`, REST under `/v2`,
@@ -16,7 +16,13 @@ Credits are deterministic. Audio is taken to be 16 kHz 16-bit mono PCM, so
   `0.02 * ceil(bytes / 32000)`; `delta_usage` after every full second carries
   `0.02 * floor(bytes / 32000)`; a stream closed without `end` is not billed;
 - document: 0.10 credits plus 0.01 per started 100 characters of context text
-  (string data, transcript text, fact texts), `0.10 + 0.01 * ceil(chars / 100)`.
+  (string data, transcript text, fact texts), `0.10 + 0.01 * ceil(chars / 100)`,
+  for guided documents (`POST /v2/documents/`) too;
+- extract-facts: `0.05 + 0.01 * ceil(chars / 100)`; coding: `0.10 * systems +
+  0.01 * ceil(chars / 100)` (tools.py);
+- dictation (`/transcribe`): `0.015 * ceil(bytes / 32000)`, billed under its
+  `sessionId` when `usage` is sent; `delta_usage` after every full second
+  (transcribe.py).
 
 Every billed entity lands once in the ledger at `GET /_sandbox/billed`, at the
 moment Corti would bill it (a transcript still processing is already billed,

@@ -1,4 +1,4 @@
-"""The sandbox Starlette app: Corti's token, REST and /streams routes."""
+"""The sandbox Starlette app: Corti's token, REST, /streams and /transcribe routes."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router, WebSocketRoute
 
-from corti_sandbox import control, documents, rest, transcripts
+from corti_sandbox import control, documents, rest, tools, transcripts
 from corti_sandbox._json import corti_error
 from corti_sandbox._logging import install_log_filters
 from corti_sandbox.faults import FaultMiddleware
 from corti_sandbox.oauth import Refusal, token_endpoint
 from corti_sandbox.state import SandboxConfig, SandboxState
 from corti_sandbox.streams import streams_endpoint
+from corti_sandbox.transcribe import transcribe_endpoint
 
 _I = "/v2/interactions/{interaction_id}"
 
@@ -61,9 +62,13 @@ ROUTES = [
     Route(
         f"{_I}/documents/{{document_id}}", documents.delete_document, methods=["DELETE"]
     ),
+    Route("/v2/documents/", documents.create_guided_document, methods=["POST"]),
+    Route("/v2/tools/extract-facts", tools.extract_facts, methods=["POST"]),
+    Route("/v2/tools/coding/", tools.predict_codes, methods=["POST"]),
     WebSocketRoute(
         "/audio-bridge/v2/interactions/{interaction_id}/streams", streams_endpoint
     ),
+    WebSocketRoute("/audio-bridge/v2/transcribe", transcribe_endpoint),
     *control.routes,
 ]
 

@@ -1,7 +1,9 @@
 """Test-only control endpoints under `/_sandbox/` (no auth; loopback use only).
 
 - `GET  /_sandbox/billed`  -> `{"billed": [{kind, id, interaction_id, tenant,
-  credits, at}], "total_credits": n}`; `?interaction_id=` filters.
+  credits, at}], "total_credits": n}`; `?interaction_id=`, `?kind=` and
+  `?tenant=` filter. `kind` is transcript, document, stream, facts, coding or
+  dictation; stateless calls have `interaction_id` null.
 - `GET  /_sandbox/faults`, `POST /_sandbox/faults` (one fault object, a list,
   or `{"faults": [...]}`; see faults.py), `DELETE /_sandbox/faults`.
 - `GET  /_sandbox/config`, `PATCH /_sandbox/config` (any SandboxConfig field).
@@ -44,7 +46,15 @@ async def billed(request: Request) -> Response:
     """The billing ledger: every billed entity, in billing order."""
     state = sandbox_state(request)
     wanted = request.query_params.get("interaction_id")
-    rows = [b for b in state.ledger if wanted is None or b.interaction_id == wanted]
+    kind = request.query_params.get("kind")
+    tenant = request.query_params.get("tenant")
+    rows = [
+        b
+        for b in state.ledger
+        if (wanted is None or b.interaction_id == wanted)
+        and (kind is None or b.kind == kind)
+        and (tenant is None or b.tenant == tenant)
+    ]
     total = sum((b.credits for b in rows), Decimal(0))
     return JSONResponse({"billed": [b.to_json() for b in rows], "total_credits": total})
 
@@ -104,6 +114,7 @@ async def stats(request: Request) -> Response:
             "tokens_issued": state.tokens_issued,
             "active_tokens": len(state.tokens),
             "streams_opened": state.streams_opened,
+            "dictations_opened": state.dictations_opened,
             "in_flight": state.in_flight,
             "requests": [asdict(r) for r in state.requests],
         }

@@ -1,4 +1,10 @@
-"""REST handlers for documents (billed by context size)."""
+"""REST handlers for documents (billed by context size), and guided documents.
+
+Guided documents (`POST /v2/documents/`, newer than SDK 1.0.0) take the body of
+`POST .../documents/` plus an optional `interactionId`, and answer 201
+`{document, usageInfo}`: the document (with `interactionId` when one was
+named) and its credits beside it, billed like any document.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corti_sandbox._json import JSONResponse, corti_error
-from corti_sandbox.oauth import Refusal, sandbox_state
-from corti_sandbox.rest import bad_request, interaction_of, json_object
-from corti_sandbox.state import DocumentRecord, document_credits, new_id, now_iso
+from corti_sandbox.oauth import Refusal, require_rest_auth, sandbox_state
+from corti_sandbox.rest import bad_request, interaction_of, json_object, parse_uuid
+from corti_sandbox.state import (
+    DocumentRecord,
+    InteractionRecord,
+    SandboxState,
+    document_credits,
+    new_id,
+    now_iso,
+)
 
 
 def _context_chars(context: Any) -> int:
@@ -71,11 +84,14 @@ def _document_json(record: DocumentRecord) -> dict[str, Any]:
     }
 
 
-async def generate_document(request: Request) -> Response:
-    """`POST .../documents/` -> 201 DocumentsGetResponse with its credits."""
-    interaction = interaction_of(request)
-    state = sandbox_state(request)
-    body = await json_object(request)
+def _new_document(
+    state: SandboxState,
+    body: dict[str, Any],
+    tenant: str,
+    interaction: InteractionRecord | None,
+    *,
+    guided: bool,
+) -> DocumentRecord:
     chars = _context_chars(body.get("context"))
     template_ref, keys = _section_keys(body)
     language = body.get("outputLanguage")
@@ -85,9 +101,9 @@ async def generate_document(request: Request) -> Response:
         raise bad_request(f"Unsupported language: {language}")
     name = body.get("name")
     created_at = now_iso()
-    record = DocumentRecord(
+    return DocumentRecord(
         id=new_id(),
-        interaction_id=interaction.id,
+        interaction_id=interaction.id if interaction else None,
         name=name
         if isinstance(name, str) and name
         else f"Sandbox {template_ref} document",
@@ -107,14 +123,58 @@ async def generate_document(request: Request) -> Response:
         credits=document_credits(chars),
         created_at=created_at,
         updated_at=created_at,
+        tenant=tenant,
+        guided=guided,
     )
-    state.bill("document", record.id, interaction, record.credits)
-    headers = {}
+
+
+def _retention(
+    request: Request, state: SandboxState, record: DocumentRecord
+) -> dict[str, str]:
     if request.headers.get("X-Corti-Retention-Policy", "").lower() == "none":
-        headers["X-Corti-Retention-Policy"] = "acknowledged"
-    else:
-        state.documents[record.id] = record
+        return {"X-Corti-Retention-Policy": "acknowledged"}
+    state.documents[record.id] = record
+    return {}
+
+
+async def generate_document(request: Request) -> Response:
+    """`POST .../documents/` -> 201 DocumentsGetResponse with its credits."""
+    interaction = interaction_of(request)
+    state = sandbox_state(request)
+    body = await json_object(request)
+    record = _new_document(state, body, interaction.tenant, interaction, guided=False)
+    state.bill("document", record.id, interaction, record.credits)
+    headers = _retention(request, state, record)
     return JSONResponse(_document_json(record), status_code=201, headers=headers)
+
+
+async def create_guided_document(request: Request) -> Response:
+    """`POST /v2/documents/` -> 201 `{document, usageInfo}` (guided documents)."""
+    token = require_rest_auth(request)
+    state = sandbox_state(request)
+    body = await json_object(request)
+    interaction: InteractionRecord | None = None
+    if body.get("interactionId") is not None:
+        interaction_id = parse_uuid(body["interactionId"], "interactionId")
+        interaction = state.interactions.get(interaction_id)
+        if interaction is None or interaction.tenant != token.tenant:
+            raise Refusal(corti_error(404, f"Interaction {interaction_id} not found"))
+    record = _new_document(state, body, token.tenant, interaction, guided=True)
+    state.bill_stateless(
+        "document",
+        record.id,
+        token.tenant,
+        record.credits,
+        interaction_id=record.interaction_id,
+    )
+    headers = _retention(request, state, record)
+    document = _document_json(record)
+    usage = document.pop("usageInfo")
+    if record.interaction_id is not None:
+        document["interactionId"] = record.interaction_id
+    return JSONResponse(
+        {"document": document, "usageInfo": usage}, status_code=201, headers=headers
+    )
 
 
 def _document(request: Request) -> DocumentRecord:

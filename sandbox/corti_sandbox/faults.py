@@ -11,13 +11,22 @@ the matching requests, in the order they were armed:
   `path` matching `/streams` it delays the answer to a stream's config.
 - `lose_answer`: do the work and bill it, then lose the answer: `mode` `drop`
   cuts the connection mid-body, `500` answers 500 with an empty body.
-- `drop_stream`: the next `/streams` session closes with `close_code` (1011)
-  and no `usage` once `after_bytes` of audio arrived (0: on `end`); unbilled.
+- `drop_stream`: the next `/streams` or `/transcribe` session closes with
+  `close_code` (1011) and no `usage` once `after_bytes` of audio arrived (0: on
+  `end`); unbilled.
+- `delay_usage`: the next `/streams` or `/transcribe` session waits `seconds`
+  after `end` before it sends `usage` (the running `delta_usage` figures have
+  all been sent by then).
+- `late_delta_usage`: the next `/streams` or `/transcribe` session sends one
+  more `delta_usage` (with a larger figure) after `usage`, before `ENDED` /
+  `ended`: a message out of order that a client must not count.
 - `revoke_tokens`: not armed but done at once: every issued token stops working.
 
 `method` and `path` (a substring of the URL path) narrow what a fault matches.
 Without `path`, faults match REST calls (`/v2/`); `lose_answer` matches only
-`POST .../transcripts/` and `POST .../documents/`.
+the billing calls: `POST .../transcripts/`, `POST .../documents/` (guided
+documents too), `POST /v2/tools/extract-facts` and `POST /v2/tools/coding/`;
+the websocket kinds match both `/streams` and `/transcribe`.
 """
 
 from __future__ import annotations
@@ -41,8 +50,17 @@ FaultKind = Literal[
     "delay",
     "lose_answer",
     "drop_stream",
+    "delay_usage",
+    "late_delta_usage",
     "revoke_tokens",
 ]
+SOCKET_FAULTS = {"drop_stream", "delay_usage", "late_delta_usage"}
+BILLING_PATHS = (
+    "/transcripts/",
+    "/documents/",
+    "/tools/extract-facts",
+    "/tools/coding/",
+)
 HTTP_FAULTS = {"error", "insufficient_balance", "delay", "lose_answer"}
 
 
@@ -77,9 +95,9 @@ class Fault(BaseModel):
         if self.path is not None:
             return self.path in path
         if self.kind == "lose_answer":
-            return method == "POST" and path.endswith(("/transcripts/", "/documents/"))
-        if self.kind == "drop_stream":
-            return path.endswith("/streams")
+            return method == "POST" and path.endswith(BILLING_PATHS)
+        if self.kind in SOCKET_FAULTS:
+            return path.endswith(("/streams", "/transcribe"))
         return path.startswith("/v2/")
 
 

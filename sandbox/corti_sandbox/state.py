@@ -29,6 +29,10 @@ TRANSCRIPT_CREDITS_PER_SECOND = Decimal("0.01")
 STREAM_CREDITS_PER_SECOND = Decimal("0.02")
 DOCUMENT_BASE_CREDITS = Decimal("0.10")
 DOCUMENT_CREDITS_PER_100_CHARS = Decimal("0.01")
+FACTS_BASE_CREDITS = Decimal("0.05")
+CODING_CREDITS_PER_SYSTEM = Decimal("0.10")
+TEXT_CREDITS_PER_100_CHARS = Decimal("0.01")
+DICTATION_CREDITS_PER_SECOND = Decimal("0.015")
 
 DEFAULT_LANGUAGES = frozenset(
     {"en", "en-US", "en-GB", "da", "de", "fr", "sv", "no", "nl", "es", "it", "pt"}
@@ -55,6 +59,25 @@ def document_credits(context_chars: int) -> Decimal:
     return DOCUMENT_BASE_CREDITS + DOCUMENT_CREDITS_PER_100_CHARS * math.ceil(
         context_chars / 100
     )
+
+
+def facts_credits(context_chars: int) -> Decimal:
+    """0.05 credits plus 0.01 per started 100 characters of context text."""
+    return FACTS_BASE_CREDITS + TEXT_CREDITS_PER_100_CHARS * math.ceil(
+        context_chars / 100
+    )
+
+
+def coding_credits(systems: int, context_chars: int) -> Decimal:
+    """0.10 credits per coding system plus 0.01 per started 100 characters."""
+    return CODING_CREDITS_PER_SYSTEM * systems + TEXT_CREDITS_PER_100_CHARS * (
+        math.ceil(context_chars / 100)
+    )
+
+
+def dictation_credits(n_bytes: int) -> Decimal:
+    """0.015 credits per started second of audio received on /transcribe."""
+    return DICTATION_CREDITS_PER_SECOND * audio_seconds(n_bytes)
 
 
 def now_iso() -> str:
@@ -153,10 +176,10 @@ class TranscriptRecord:
 
 @dataclass
 class DocumentRecord:
-    """A generated document."""
+    """A generated document (a guided one may have no interaction)."""
 
     id: str
-    interaction_id: str
+    interaction_id: str | None
     name: str
     template_ref: str
     output_language: str
@@ -164,15 +187,20 @@ class DocumentRecord:
     credits: Decimal
     created_at: str
     updated_at: str
+    tenant: str = ""
+    guided: bool = False
+
+
+BilledKind = Literal["transcript", "document", "stream", "facts", "coding", "dictation"]
 
 
 @dataclass
 class Billed:
-    """One billed entity in the ledger."""
+    """One billed entity in the ledger (stateless calls have no interaction)."""
 
-    kind: Literal["transcript", "document", "stream"]
+    kind: BilledKind
     id: str
-    interaction_id: str
+    interaction_id: str | None
     tenant: str
     credits: Decimal
     at: str = field(default_factory=now_iso)
@@ -225,6 +253,7 @@ class SandboxState:
         self.faults: list[Fault] = []
         self.tokens_issued = 0
         self.streams_opened = 0
+        self.dictations_opened = 0
         self.requests: deque[RequestLog] = deque(maxlen=10_000)
 
     # --- tokens ----------------------------------------------------------
@@ -277,7 +306,7 @@ class SandboxState:
 
     def bill(
         self,
-        kind: Literal["transcript", "document", "stream"],
+        kind: BilledKind,
         entity_id: str,
         interaction: InteractionRecord,
         credits: Decimal,
@@ -286,6 +315,17 @@ class SandboxState:
         self.ledger.append(
             Billed(kind, entity_id, interaction.id, interaction.tenant, credits)
         )
+
+    def bill_stateless(
+        self,
+        kind: BilledKind,
+        entity_id: str,
+        tenant: str,
+        credits: Decimal,
+        interaction_id: str | None = None,
+    ) -> None:
+        """Add a call that is not billed to an interaction (or names one itself)."""
+        self.ledger.append(Billed(kind, entity_id, interaction_id, tenant, credits))
 
     # --- faults ----------------------------------------------------------
 

@@ -8,7 +8,9 @@ Every full second of audio (32 000 bytes) yields a final `transcript` segment,
 a `facts` message in facts mode, and a `delta_usage` with the running credits.
 `flush` emits the partial second and answers `flushed`. `end` does the same,
 then sends `usage{credits}`, bills the stream, sends `ENDED` and closes 1000.
-A session closed any other way is not billed.
+A session closed any other way is not billed. The `delay_usage` and
+`late_delta_usage` faults (faults.py) delay `usage` or send a `delta_usage`
+after it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class _Session:
         self.segments = 0
         self.mode = "facts"
         self.drop: Fault | None = None
+        self.slow_usage: Fault | None = None
+        self.late_delta: Fault | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send_text(dumps(message))
@@ -108,7 +112,10 @@ class _Session:
         if slow is not None:
             await asyncio.sleep(slow.seconds)
         await self.send({"type": "CONFIG_ACCEPTED"})
-        self.drop = self.state.take_fault({"drop_stream"}, "GET", self.ws.url.path)
+        path = self.ws.url.path
+        self.drop = self.state.take_fault({"drop_stream"}, "GET", path)
+        self.slow_usage = self.state.take_fault({"delay_usage"}, "GET", path)
+        self.late_delta = self.state.take_fault({"late_delta_usage"}, "GET", path)
         while True:
             try:
                 message = await asyncio.wait_for(
@@ -194,9 +201,14 @@ class _Session:
                 await self.ws.close(code=self.drop.close_code)
                 return True
             await self.emit(self.received - self.emitted)
+            if self.slow_usage is not None:
+                await asyncio.sleep(self.slow_usage.seconds)
             credits = stream_credits(self.received)
             await self.send({"type": "usage", "credits": credits})
             self.state.bill("stream", self.id, self.interaction, credits)
+            if self.late_delta is not None:
+                late = credits + STREAM_CREDITS_PER_SECOND
+                await self.send({"type": "delta_usage", "credits": late})
             await self.send({"type": "ENDED"})
             await self.ws.close(code=1000)
             return True

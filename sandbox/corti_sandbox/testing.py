@@ -16,6 +16,7 @@ import time
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -196,13 +197,16 @@ class SandboxControl:
         config: dict[str, Any] = await self._call("PATCH", "config", changes)
         return config
 
-    async def billed(self, interaction_id: str | None = None) -> list[dict[str, Any]]:
+    async def billed(
+        self, interaction_id: str | None = None, *, kind: str | None = None
+    ) -> list[dict[str, Any]]:
         """Ledger entries `{kind, id, interaction_id, tenant, credits, at}`."""
-        path = (
-            "billed"
-            if interaction_id is None
-            else f"billed?interaction_id={interaction_id}"
-        )
+        query = {
+            key: value
+            for key, value in (("interaction_id", interaction_id), ("kind", kind))
+            if value is not None
+        }
+        path = f"billed?{urlencode(query)}" if query else "billed"
         answer = await self._call("GET", path)
         rows: list[dict[str, Any]] = answer["billed"]
         return rows

@@ -1,4 +1,5 @@
-"""Corti's official JS SDK (npm @corti/sdk 1.0.0) against the sandbox.
+"""Corti's official JS SDK (npm @corti/sdk 1.0.0) against the sandbox, including
+extract-facts, coding and /transcribe (guided documents are newer than 1.0.0).
 
 The SDK is installed with `npm ci` from tests/corti/js/package-lock.json into a
 cache folder (`CORTI_JS_SDK_DIR`, default ~/.cache/corti-usage/js-sdk) and
@@ -105,9 +106,22 @@ def test_official_js_sdk_against_sandbox(js_sdk: Path, sandbox: SandboxServer) -
     assert "transcript" in stream["kinds"]
     assert "facts" in stream["kinds"]
 
+    # 45 characters: 0.05 + 0.01; coding: 2 systems, 48 characters + the
+    # the document's section text, 102 characters in all -> 0.20 + 0.02.
+    assert result["factsCredits"] == Decimal("0.06")
+    assert result["codingCredits"] == Decimal("0.22")
+    dictation = result["dictation"]
+    assert dictation["closeCode"] == 1000
+    assert dictation["credits"] == Decimal("0.045")  # 2.5 s -> 3 started seconds
+    assert dictation["deltas"] == [Decimal("0.015"), Decimal("0.03")]
+    assert dictation["kinds"][-2:] == ["usage", "ended"]
+    assert {"transcript", "command", "flushed"} <= set(dictation["kinds"])
+
     exchanges = result["exchanges"]
     assert exchanges[0] == "POST /realms/base/protocol/openid-connect/token 200"
     assert (
         f"POST /v2/interactions/{result['interactionId']}/transcripts/ 201" in exchanges
     )
     assert "GET /v2/interactions/00000000-0000-4000-8000-000000000000 404" in exchanges
+    assert "POST /v2/tools/extract-facts 200" in exchanges
+    assert "POST /v2/tools/coding/ 200" in exchanges

@@ -1,4 +1,7 @@
-// Runs Corti's official JS SDK (@corti/sdk 1.0.0) against the sandbox.
+// Runs Corti's official JS SDK (@corti/sdk 1.0.0) against the sandbox: REST,
+// /streams, and what 1.0.0 exposes of the stateless calls (facts.extract,
+// codes.predict, transcribe.connect). Guided documents (POST /v2/documents/)
+// are newer than 1.0.0, so the SDK cannot call them.
 //
 // Env: CORTI_SDK_DIR (folder with node_modules/@corti/sdk), SANDBOX_URL
 // (http://127.0.0.1:PORT). Prints one JSON line prefixed "RESULT " and exits 0;
@@ -55,6 +58,8 @@ const ROUTES = [
   ["POST", /\/documents\/$/, "DocumentsGetResponse"],
   ["GET", /\/documents\/$/, "DocumentsListResponse"],
   ["GET", /\/documents\/[^/]+$/, "DocumentsGetResponse"],
+  ["POST", /\/v2\/tools\/extract-facts$/, "FactsExtractResponse"],
+  ["POST", /\/v2\/tools\/coding\/$/, "CodesGeneralResponse"],
 ];
 
 const exchanges = [];
@@ -130,6 +135,47 @@ async function runStream(client, interactionId) {
   return { kinds, closeCode: code, credits: usage ? usage.credits : null };
 }
 
+const TRANSCRIBE_SCHEMAS = {
+  CONFIG_ACCEPTED: "TranscribeConfigStatusMessage",
+  transcript: "TranscribeTranscriptMessage",
+  command: "TranscribeCommandMessage",
+  delta_usage: "TranscribeDeltaUsageMessage",
+  usage: "TranscribeUsageMessage",
+  flushed: "TranscribeFlushedMessage",
+  ended: "TranscribeEndedMessage",
+  error: "TranscribeErrorMessage",
+};
+
+// Dictation over /transcribe (stateless): config with a command, audio,
+// flush, end -> transcripts, command, delta_usage, usage, ended, close 1000.
+async function runDictation(client) {
+  const socket = await client.transcribe.connect({
+    configuration: {
+      primaryLanguage: "en",
+      commands: [{ id: "next", phrases: ["next section"] }],
+    },
+  });
+  const kinds = [];
+  const parsed = [];
+  const closed = new Promise((resolve) => socket.on("close", (event) => resolve(event.code)));
+  socket.on("message", (message) => parsed.push(message));
+  socket.socket.addEventListener("message", (event) => {
+    const raw = JSON.parse(event.data);
+    const schema = TRANSCRIBE_SCHEMAS[raw.type];
+    assert(schema, `unexpected transcribe message type ${raw.type}`);
+    strict(schema, raw, `transcribe ${raw.type}`);
+    kinds.push(raw.type);
+  });
+  const chunk = Buffer.alloc(8000);
+  for (let i = 0; i < 10; i += 1) socket.sendAudio(chunk); // 2.5 s of audio
+  socket.sendFlush({ type: "flush" });
+  socket.sendEnd({ type: "end" });
+  const code = await closed;
+  const usage = parsed.find((m) => m.type === "usage");
+  const deltas = parsed.filter((m) => m.type === "delta_usage").map((m) => m.credits);
+  return { kinds, closeCode: code, credits: usage ? usage.credits : null, deltas };
+}
+
 async function main() {
   const client = new CortiClient({
     tenantName: "base",
@@ -196,6 +242,22 @@ async function main() {
 
   const stream = await runStream(client, id);
 
+  const facts = await client.facts.extract({
+    context: [{ type: "text", text: "Patient reports a mild headache for two days." }],
+    outputLanguage: "en",
+  });
+  assert(facts.facts.length === 1, "extract-facts returned no fact");
+  const codes = await client.codes.predict({
+    system: ["icd10cm-outpatient", "cpt"],
+    context: [
+      { type: "text", text: "Short arm splint applied in ED for pain control." },
+      { type: "documentId", documentId: document.id },
+    ],
+    filter: { include: ["E11"], exclude: ["E11.9"] },
+  });
+  assert(codes.codes.length === 2, "coding returned no code per system");
+  const dictation = await runDictation(client);
+
   checkExchanges();
   const result = {
     interactionId: id,
@@ -204,6 +266,9 @@ async function main() {
     documentCredits: document.usageInfo.creditsConsumed,
     notFoundStatus: notFound.statusCode,
     stream,
+    factsCredits: facts.usageInfo.creditsConsumed,
+    codingCredits: codes.usageInfo.creditsConsumed,
+    dictation,
     exchanges: exchanges.map(({ method, path: p, status }) => `${method} ${p} ${status}`),
     consoleLines,
   };
