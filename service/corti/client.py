@@ -1,7 +1,9 @@
 """CortiClient: every Corti call an application makes, on one `CortiTransport`.
 
 The endpoints live by idea in `interactions.py` (interactions and recordings),
-`transcripts.py` and `documents.py`; `/streams` sessions in `stream.py`. The
+`transcripts.py`, `documents.py` and `tools.py` (the stateless extract-facts and
+coding calls, and guided documents); `/streams` sessions in `stream.py`,
+`/transcribe` dictation sessions in `dictation.py`. The
 transport (`transport.py`, with `retry.py`) owns the token, the pool and the
 retry policy that all of them share:
 - 401: forget the token, fetch a new one, and retry once.
@@ -17,6 +19,9 @@ the request may have reached Corti: a timeout, a dropped connection, a 408 or a
 Before trying again the caller must look for what the lost attempt created:
 `find_transcripts(interaction_id, recording_id)` or
 `find_documents(interaction_id, name)` (give each document a unique `name`).
+The stateless calls (`extract_facts`, `predict_codes`, `create_guided_document`)
+have no such lookup: after `CortiOutcomeUnknown` nobody can tell whether
+Corti billed them.
 Failures that surely happened before Corti did anything (connection refused,
 401, 429) are retried as usual.
 """
@@ -29,9 +34,11 @@ import httpx
 from pydantic import SecretStr
 
 from service.corti.auth import DEFAULT_REFRESH_BUFFER_SECONDS
+from service.corti.dictation import DictationSession, OnDelta
 from service.corti.documents import DocumentEndpoints
 from service.corti.interactions import InteractionEndpoints
 from service.corti.retry import RetryPolicy
+from service.corti.stateless_schemas import DictationConfig
 from service.corti.stream import (
     DEFAULT_CHUNK_BYTES,
     AudioSource,
@@ -41,6 +48,7 @@ from service.corti.stream import (
     StreamTimeouts,
     run_stream,
 )
+from service.corti.tools import ToolEndpoints
 from service.corti.transcripts import PollPolicy, TranscriptEndpoints
 from service.corti.transport import CortiTransport
 
@@ -48,7 +56,9 @@ if TYPE_CHECKING:
     from service.config import Settings
 
 
-class CortiClient(InteractionEndpoints, TranscriptEndpoints, DocumentEndpoints):
+class CortiClient(
+    InteractionEndpoints, TranscriptEndpoints, DocumentEndpoints, ToolEndpoints
+):
     """Async Corti client; use as `async with CortiClient(...) as corti:`."""
 
     def __init__(
@@ -198,6 +208,23 @@ class CortiClient(InteractionEndpoints, TranscriptEndpoints, DocumentEndpoints):
         config: StreamConfig | None = None,
         *,
         timeouts: StreamTimeouts | None = None,
+        on_delta: OnDelta | None = None,
     ) -> StreamSession:
         """An unopened `StreamSession`; use it as an async context manager."""
-        return StreamSession(self.transport, interaction_id, config, timeouts=timeouts)
+        return StreamSession(
+            self.transport, interaction_id, config, timeouts=timeouts, on_delta=on_delta
+        )
+
+    # --- /transcribe -----------------------------------------------------------
+
+    def open_dictation(
+        self,
+        config: DictationConfig | None = None,
+        *,
+        timeouts: StreamTimeouts | None = None,
+        on_delta: OnDelta | None = None,
+    ) -> DictationSession:
+        """An unopened `/transcribe` `DictationSession` (async context manager)."""
+        return DictationSession(
+            self.transport, config, timeouts=timeouts, on_delta=on_delta
+        )

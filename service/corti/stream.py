@@ -12,7 +12,9 @@ Opening goes through `CortiTransport.connect`, retried like a REST call (401:
 one token refresh; 5xx/network: backoff), since nothing is billed before audio
 flows. Once audio is sent the session is never retried here: a close before
 the final `usage` message raises `CortiStreamDropped` (retryable) and the
-caller decides. A refusal of the config (`CONFIG_DENIED`, `CONFIG_MISSING`,
+caller decides. `delta_usage` is a running total: only the latest is kept
+(and handed to `on_delta`); one after `usage` is ignored (`late_deltas`).
+A refusal of the config (`CONFIG_DENIED`, `CONFIG_MISSING`,
 `CONFIG_NOT_PROVIDED`, ...) raises `CortiStreamRefused` (not retryable)
 carrying Corti's reason. Every wait has a timeout (`StreamTimeouts`).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
@@ -83,8 +86,11 @@ class StreamSession:
         config: StreamConfig | None = None,
         *,
         timeouts: StreamTimeouts | None = None,
+        on_delta: Callable[[Decimal], None] | None = None,
     ) -> None:
         self._transport = transport
+        self._on_delta = on_delta
+        self._late_deltas = 0
         self.interaction_id = interaction_id
         self.config = config or StreamConfig()
         self.timeouts = timeouts or StreamTimeouts()
@@ -198,6 +204,7 @@ class StreamSession:
         return StreamResult(
             credits=self._usage if self._usage is not None else Decimal(0),
             last_delta=self._last_delta,
+            late_deltas=self._late_deltas,
             transcripts=list(self._transcripts),
             facts=list(self._facts),
             errors=list(self._errors),
@@ -280,9 +287,18 @@ class StreamSession:
                 facts = message.get("fact", message.get("data")) or []
                 self._facts.extend(StreamFact.model_validate(f) for f in facts)
             elif kind == "delta_usage":
-                self._last_delta = frames.credits(message)
+                figure = frames.credits(message)
+                if self._usage is not None:
+                    # Out of order: the final figure is already known.
+                    self._late_deltas += 1
+                    logger.warning("Ignoring a delta_usage after usage on /streams")
+                    return
+                self._last_delta = figure
+                if self._on_delta is not None:
+                    self._on_delta(figure)
             elif kind == "usage":
-                self._usage = frames.credits(message)
+                if self._usage is None:
+                    self._usage = frames.credits(message)
             elif kind == "ENDED":
                 self._ended.set()
             elif kind == "flushed":

@@ -73,6 +73,7 @@ class StreamResult:
 
     credits: Decimal
     last_delta: Decimal | None = None
+    late_deltas: int = 0
     transcripts: list[StreamTranscript] = field(default_factory=list)
     facts: list[StreamFact] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)

@@ -131,6 +131,10 @@ CORTI_WORDS = frozenset(
         "protocol",
         "openid-connect",
         "token",
+        "tools",
+        "extract-facts",
+        "coding",
+        "transcribe",
     }
 )
 ROUTE_OTHER = "other"  # unmatched paths: one label value, not one per path
