@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from service.budgets import handlers as budget_handlers
 from service.jobs import tasks as corti_jobs
 from service.live import handlers as live_handlers
+from service.webhooks import jobs as webhook_jobs
 
 DOMAIN_MODULES: tuple[ModuleType, ...] = (
     live_handlers,  # after_commit(UsageRecorded): the live feed
     corti_jobs,  # job kinds createInteraction, requestTranscript, ...
+    budget_handlers,  # in_transaction(UsageRecorded, InteractionMoved): alerts
+    webhook_jobs,  # job kind webhook.deliver
 )
 
 

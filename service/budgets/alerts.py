@@ -9,6 +9,16 @@ to take the lock sees the first's commit, so the alert is never missed; the
 UNIQUE (budget, period start, threshold) constraint makes it exactly one.
 Late usage counts in the period of its `createdAt` and alerts there. Alerts
 are never taken back.
+
+`announce` hands the new alerts on in the same transaction: a webhook
+delivery per matching endpoint (the outbox, service/webhooks/delivery.py) and
+a `BudgetAlertCrossed` event, whose after-commit handler feeds the
+`budgetAlerts` subscription (service/budgets/handlers.py).
+
+Locks: callers take these (budget, period) locks last, after every usage,
+interaction and rollup lock of their transaction, and all of them in one
+call (sorted keys), so no writer holds a budget lock while it waits for
+anything another writer holds.
 """
 
 from __future__ import annotations
@@ -16,15 +26,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.budgets.feed import AlertFacts
 from service.budgets.models import Budget, BudgetAlert
 from service.budgets.periods import Window
 from service.budgets.repository import BudgetRepository, lock_key
 from service.budgets.status import used_in, window_at
 from service.db.types import credits_text
+from service.events import DomainEvent
+from service.webhooks.delivery import enqueue_event
+from service.webhooks.service import EVENT_THRESHOLD_CROSSED
+
+if TYPE_CHECKING:
+    from service.uow import UnitOfWork
 
 
 class Owned(Protocol):
@@ -65,6 +82,36 @@ class Crossed:
                 "crossedAt": iso(alert.crossed_at),
             },
         }
+
+    def facts(self) -> AlertFacts:
+        """The alert as the subscription's feed carries it."""
+        return AlertFacts(
+            alert_id=str(self.alert.id),
+            budget_id=str(self.budget.id),
+            tenant_id=self.budget.tenant_id,
+            threshold=self.alert.threshold,
+            period_start=self.alert.period_start,
+            crossed_at=self.alert.crossed_at,
+            used=self.alert.used,
+        )
+
+
+@dataclass(frozen=True)
+class BudgetAlertCrossed(DomainEvent):
+    """New alerts, stored in the raising transaction (each once, ever)."""
+
+    alerts: Sequence[AlertFacts]
+
+
+async def announce(uow: UnitOfWork, crossed: Sequence[Crossed]) -> None:
+    """Webhook deliveries (outbox) and a `BudgetAlertCrossed` for new alerts."""
+    if not crossed:
+        return
+    for item in crossed:
+        await enqueue_event(
+            uow, item.budget.tenant_id, EVENT_THRESHOLD_CROSSED, item.payload()
+        )
+    uow.raise_event(BudgetAlertCrossed(tuple(item.facts() for item in crossed)))
 
 
 def iso(instant: datetime) -> str:
@@ -123,10 +170,21 @@ async def for_usage(
         return []
     by_tenant: dict[str, list[Budget]] = {}
     for budget in budgets:
-        by_tenant.setdefault(budget.tenant_id, []).append(budget)
+        if budget.thresholds:
+            by_tenant.setdefault(budget.tenant_id, []).append(budget)
+    # The periods each budget's records fall in: computed once per period,
+    # not once per record (a batch of 10,000 mostly shares one or two).
+    windows: dict[Any, list[Window]] = {}
     pairs: list[tuple[Budget, datetime]] = []
     for record in owned:
-        for budget in by_tenant.get(record.tenant_id or "", []):
-            if budget.user_id is None or budget.user_id == record.user_id:
-                pairs.append((budget, record.created_at))
+        for budget in by_tenant.get(record.tenant_id or "", ()):
+            if budget.user_id is not None and budget.user_id != record.user_id:
+                continue
+            known = windows.setdefault(budget.id, [])
+            at = record.created_at
+            if any(w.start <= at < w.end for w in known):
+                continue
+            window = window_at(budget, at)
+            known.append(window)
+            pairs.append((budget, window.start))
     return await evaluate(session, pairs, now)

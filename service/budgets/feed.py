@@ -67,6 +67,10 @@ class AlertFeed:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[_Subscriber]] = defaultdict(set)
 
+    def subscriber_count(self, tenant_id: str) -> int:
+        """How many subscriptions of `tenant_id` this process holds."""
+        return len(self._subscribers.get(tenant_id, ()))
+
     def publish(self, alert: AlertFacts) -> None:
         """Hand `alert` to its tenant's subscribers."""
         for subscriber in list(self._subscribers.get(alert.tenant_id, ())):

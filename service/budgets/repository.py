@@ -45,10 +45,18 @@ class BudgetRepository:
         serialised already (BEGIN IMMEDIATE)."""
         if self.dialect != "postgresql":
             return
-        for key in sorted(set(keys)):
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"), {"k": key}
-            )
+        ordered = sorted(set(keys))
+        if not ordered:
+            return
+        # One statement; the ordered subquery takes them in key order.
+        await self.session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(k) FROM ("
+                " SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+                ") AS ordered"
+            ),
+            {"keys": ordered},
+        )
 
     # Budgets
 

@@ -22,6 +22,7 @@ from service.budgets.periods import Period
 from service.budgets.repository import BudgetRepository, lock_key
 from service.db.base import utcnow
 from service.errors import BadUserInput
+from service.uow import UnitOfWork
 from service.usage.queries import existing_tenants, existing_users
 from service.validation import check_credits, check_id, check_time_zone
 from service.webhooks.service import require_manage
@@ -62,13 +63,14 @@ class BudgetService:
     """Writes of the budgets domain."""
 
     async def set_budget(
-        self, session: AsyncSession, principal: Principal, given: BudgetIn
+        self, uow: UnitOfWork, principal: Principal, given: BudgetIn
     ) -> tuple[Budget, list[alerts.Crossed]]:
         """Create or update the budget of (tenant, user, period).
 
         Returns the alerts the (new) limit and thresholds cross at once in
-        the current period.
+        the current period, announced like usage's (webhooks, subscription).
         """
+        session = uow.session
         tenant_id = check_id("input.tenantId", given.tenant_id)
         require_manage(principal, tenant_id)
         user_id = (
@@ -105,6 +107,7 @@ class BudgetService:
         budget.updated_at = now
         await session.flush()
         crossed = await alerts.evaluate(session, [(budget, now)], now)
+        await alerts.announce(uow, crossed)
         return budget, crossed
 
     async def delete_budget(

@@ -96,7 +96,7 @@ class BudgetMutation:
         )
         async with unit_of_work(info.context.db, info.context.caller) as uow:
             row, _crossed = await budget_service.set_budget(
-                uow.session, info.context.caller, given
+                uow, info.context.caller, given
             )
         return Budget.of(row)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from service.config import Settings
 from service.db.session import Database
 from service.jobs.queue import ClaimedJob, save_state
 
@@ -78,6 +79,8 @@ class JobContext:
     db: Database
     corti: CortiClient
     max_attempts: int
+    # The worker's settings (None: a caller that runs a kind by hand).
+    settings: Settings | None = None
 
     @property
     def id(self) -> uuid.UUID:

@@ -9,7 +9,11 @@ outbox), so an event is never lost and never sent for a rolled-back change.
 body with the delivery's id as `webhook-id` (the same on every attempt, so a
 receiver can drop repeats) and the attempt's time as `webhook-timestamp`.
 A worker that dies mid-attempt leaves the job to be claimed again: the same
-delivery, the same id, sent again.
+delivery, the same id, sent again. The `webhook.deliver` job
+(service/webhooks/jobs.py) passes its own attempt number, so an attempt lost
+with its worker counts too and `max_attempts` bounds every try. An outcome is
+written only while the delivery is PENDING: a stale attempt (its lease taken
+over) that answers late never undoes a success.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import new_uuid, utcnow
 from service.db.session import Database
 from service.errors import BadUserInput
+from service.uow import unit_of_work
 from service.webhooks import signing, urls
 from service.webhooks.models import WebhookDelivery, WebhookEndpoint
 from service.webhooks.repository import WebhookRepository
@@ -105,9 +110,18 @@ class Options:
 
 
 async def attempt(
-    db: Database, delivery_id: uuid.UUID, client: httpx.AsyncClient, options: Options
+    db: Database,
+    delivery_id: uuid.UUID,
+    client: httpx.AsyncClient,
+    options: Options,
+    *,
+    number: int | None = None,
 ) -> Outcome:
-    """One try of one delivery; its outcome is stored before this returns."""
+    """One try of one delivery; its outcome is stored before this returns.
+
+    `number` is this try's number from 1 (default: one more than the stored
+    attempts); past `options.max_attempts` the delivery fails unsent.
+    """
     async with db.read() as session:
         delivery = await session.get(WebhookDelivery, delivery_id)
         endpoint = (
@@ -120,6 +134,12 @@ async def attempt(
     if delivery.status != "PENDING":  # finished by an earlier attempt
         done = delivery.status == "SUCCEEDED"
         return Outcome(Result.DELIVERED if done else Result.FAILED, delivery.last_error)
+    number = max(number or 0, delivery.attempts + 1)
+    if number > options.max_attempts:
+        error = f"gave up after {options.max_attempts} attempts"
+        if delivery.last_error:
+            error = f"{error}: {delivery.last_error}"
+        return await _finish(db, delivery, "FAILED", error, count=False)
     if endpoint.disabled_at is not None:
         return await _finish(db, delivery, "FAILED", "the endpoint is disabled")
     try:
@@ -144,13 +164,15 @@ async def attempt(
         error = f"connection failed ({type(exc).__name__})"
     else:
         if 200 <= response.status_code < 300:
-            return await _finish(db, delivery, "SUCCEEDED", None)
+            return await _finish(db, delivery, "SUCCEEDED", None, number=number)
         if response.status_code == 410:
-            return await _finish(db, delivery, "FAILED", "HTTP 410 Gone", disable=True)
+            return await _finish(
+                db, delivery, "FAILED", "HTTP 410 Gone", disable=True, number=number
+            )
         error = f"HTTP {response.status_code}"
-    if delivery.attempts + 1 >= options.max_attempts:
-        return await _finish(db, delivery, "FAILED", error)
-    return await _finish(db, delivery, "PENDING", error)
+    if number >= options.max_attempts:
+        return await _finish(db, delivery, "FAILED", error, number=number)
+    return await _finish(db, delivery, "PENDING", error, number=number)
 
 
 async def _finish(
@@ -161,6 +183,7 @@ async def _finish(
     *,
     disable: bool = False,
     count: bool = True,
+    number: int | None = None,
 ) -> Outcome:
     now = utcnow()
     values: dict[str, Any] = {
@@ -168,21 +191,36 @@ async def _finish(
         "last_error": None if error is None else error[:MAX_ERROR_CHARS],
     }
     if count:
-        values["attempts"] = WebhookDelivery.attempts + 1
+        values["attempts"] = number or delivery.attempts + 1
     if status == "SUCCEEDED":
         values["delivered_at"] = now
-    async with db.write() as session:
-        await session.execute(
+    async with unit_of_work(db) as uow:
+        written = await uow.session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery.id)
+            .where(
+                WebhookDelivery.id == delivery.id,
+                WebhookDelivery.status == "PENDING",
+            )
             .values(**values)
         )
         if disable:
-            await session.execute(
+            await uow.session.execute(
                 update(WebhookEndpoint)
                 .where(WebhookEndpoint.id == delivery.endpoint_id)
                 .values(disabled_at=now)
             )
+    if not getattr(written, "rowcount", 1):
+        # Another attempt finished it meanwhile: its outcome stands.
+        async with db.read() as session:
+            current = await session.get(
+                WebhookDelivery, delivery.id, populate_existing=True
+            )
+        if current is None:
+            return Outcome(Result.FAILED, "the endpoint was deleted")
+        if current.status == "SUCCEEDED":
+            return Outcome(Result.DELIVERED)
+        if current.status == "FAILED":
+            return Outcome(Result.FAILED, current.last_error)
     if status == "SUCCEEDED":
         return Outcome(Result.DELIVERED)
     if status == "FAILED":

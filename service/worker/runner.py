@@ -224,7 +224,9 @@ class Worker:
         if spec is None:  # claimed only registered kinds; unregistered since
             await self._end(job, f"no job kind {job.kind!r} in this worker")
             return
-        ctx = JobContext(job, self.db, self.corti, self._max_attempts(spec))
+        ctx = JobContext(
+            job, self.db, self.corti, self._max_attempts(spec), self.settings
+        )
         try:
             result = await spec.run(ctx)
         except LeaseLost:

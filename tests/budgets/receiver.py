@@ -52,9 +52,9 @@ class Receiver:
 
 
 @asynccontextmanager
-async def receiver() -> AsyncIterator[Receiver]:
-    """A running receiver at http://127.0.0.1:<port>/hook."""
-    port = free_port()
+async def receiver(port: int | None = None) -> AsyncIterator[Receiver]:
+    """A running receiver at http://127.0.0.1:<port>/hook (a free port unless given)."""
+    port = port or free_port()
     target = Receiver(url=f"http://127.0.0.1:{port}/hook")
     app = Starlette(routes=[Route("/hook", target.handle, methods=["POST"])])
     server = uvicorn.Server(
