@@ -2,7 +2,8 @@
 
 A tenant (or one of its users) whose enforced budget's current period has
 `used.total >= limit` gets BUDGET_EXCEEDED from createInteraction,
-requestTranscript, requestDocument and requestStream, and no job is created.
+requestTranscript, requestDocument, requestStream, requestFacts, requestCoding
+and requestDictation, and no job is created.
 Usage that arrives anyway (webhooks, jobs queued earlier) is still recorded.
 """
 

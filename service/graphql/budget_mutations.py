@@ -37,9 +37,9 @@ class SetBudgetInput:
     enforce: bool | None = strawberry.field(
         default=False,
         description=(
-            "true: createInteraction, requestTranscript, requestDocument and "
-            "requestStream are refused (BUDGET_EXCEEDED) once the period's usage "
-            "reaches limit."
+            "true: createInteraction, requestTranscript, requestDocument, "
+            "requestStream, requestFacts, requestCoding and requestDictation are "
+            "refused (BUDGET_EXCEEDED) once the period's usage reaches limit."
         ),
     )
 

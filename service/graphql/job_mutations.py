@@ -19,7 +19,10 @@ from service.graphql.context import Info
 from service.graphql.jobs import Job
 from service.graphql.types import InputArg
 from service.jobs.service import (
+    CodingRequest,
+    DictationRequest,
     DocumentRequest,
+    FactsRequest,
     NewInteraction,
     StreamRequest,
     TranscriptRequest,
@@ -114,6 +117,17 @@ class RequestDocumentInput:
         description="Context text; sent to Corti as one `string` context, joined "
         "by newlines. Must not be empty."
     )
+    guided: bool | None = strawberry.field(
+        default=False,
+        description=(
+            "Use Corti's guided documents (POST /documents/ naming the "
+            "interaction, answered with {document, usageInfo}) instead of POST "
+            ".../documents/. Recorded as DOCUMENT of the interaction, keyed by the "
+            "document id when the answer has one, by the job id otherwise. A lost "
+            "answer cannot be looked up, so it is never sent twice: the job fails "
+            "instead."
+        ),
+    )
 
 
 @strawberry.input(description="Stream audio through Corti's /streams websocket.")
@@ -123,6 +137,63 @@ class RequestStreamInput:
     interaction_id: strawberry.ID = strawberry.field(
         description="A registered Corti interactionId."
     )
+    audio: Upload = strawberry.field(
+        description="The audio file (multipart upload), sent in ~250 ms chunks."
+    )
+    primary_language: str | None = strawberry.field(default="en", description=LANGUAGE)
+
+
+_TENANT = "The customer's tenant id; the usage is attributed to it directly."
+_USER = "The customer's user id; the usage is attributed to it directly."
+
+
+@strawberry.input(
+    description="Extract facts from text with Corti's stateless POST /tools/extract-facts."
+)
+class RequestFactsInput:
+    """requestFacts input."""
+
+    tenant_id: strawberry.ID = strawberry.field(description=_TENANT)
+    user_id: strawberry.ID = strawberry.field(description=_USER)
+    text: list[str] = strawberry.field(
+        description="Context texts, each sent as one {type: text} context."
+    )
+    output_language: str | None = strawberry.field(
+        default="en", description="Language of the extracted facts."
+    )
+
+
+@strawberry.input(
+    description="Predict medical codes with Corti's stateless POST /tools/coding/."
+)
+class RequestCodingInput:
+    """requestCoding input."""
+
+    tenant_id: strawberry.ID = strawberry.field(description=_TENANT)
+    user_id: strawberry.ID = strawberry.field(description=_USER)
+    system: list[str] = strawberry.field(
+        description="Coding systems, e.g. icd10cm-outpatient, cpt."
+    )
+    text: list[str] | None = strawberry.field(
+        default=None,
+        description="Context texts ({type: text}); give text, documentId, or both.",
+    )
+    document_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A Corti document to code ({type: documentId})."
+    )
+    max_candidates: int | None = strawberry.field(
+        default=None, description="At most this many candidate codes (0-1000)."
+    )
+
+
+@strawberry.input(
+    description="Dictate: stream audio through Corti's stateless /transcribe websocket."
+)
+class RequestDictationInput:
+    """requestDictation input."""
+
+    tenant_id: strawberry.ID = strawberry.field(description=_TENANT)
+    user_id: strawberry.ID = strawberry.field(description=_USER)
     audio: Upload = strawberry.field(
         description="The audio file (multipart upload), sent in ~250 ms chunks."
     )
@@ -213,6 +284,7 @@ class JobMutation:
                     template_key=input.template_key,
                     context=list(input.context),
                     output_language=input.output_language or "en",
+                    guided=bool(input.guided),
                 ),
             )
         return Job.from_model(row)
@@ -235,6 +307,102 @@ class JobMutation:
                 caller,
                 StreamRequest(
                     interaction_id=str(input.interaction_id),
+                    audio=input.audio,
+                    primary_language=input.primary_language or "en",
+                ),
+                max_audio_bytes=info.context.settings.max_upload_bytes,
+            )
+        return Job.from_model(row)
+
+    @strawberry.mutation(
+        description=(
+            "Queue Corti's POST /tools/extract-facts and record its "
+            "usageInfo.creditsConsumed as FACTS, attributed to the tenant and user "
+            "directly, keyed by a request id the job makes."
+        )
+    )
+    async def request_facts(
+        self, info: Info, input: InputArg[RequestFactsInput]
+    ) -> Job:
+        caller = info.context.caller
+        async with unit_of_work(info.context.db, caller) as uow:
+            await guard_job(
+                uow.session,
+                caller,
+                tenant_id=str(input.tenant_id),
+                user_id=str(input.user_id),
+            )
+            row = await job_service.request_facts(
+                uow,
+                caller,
+                FactsRequest(
+                    tenant_id=str(input.tenant_id),
+                    user_id=str(input.user_id),
+                    text=list(input.text),
+                    output_language=input.output_language or "en",
+                ),
+            )
+        return Job.from_model(row)
+
+    @strawberry.mutation(
+        description=(
+            "Queue Corti's POST /tools/coding/ and record its "
+            "usageInfo.creditsConsumed as CODING, attributed to the tenant and user "
+            "directly, keyed by a request id the job makes."
+        )
+    )
+    async def request_coding(
+        self, info: Info, input: InputArg[RequestCodingInput]
+    ) -> Job:
+        caller = info.context.caller
+        async with unit_of_work(info.context.db, caller) as uow:
+            await guard_job(
+                uow.session,
+                caller,
+                tenant_id=str(input.tenant_id),
+                user_id=str(input.user_id),
+            )
+            row = await job_service.request_coding(
+                uow,
+                caller,
+                CodingRequest(
+                    tenant_id=str(input.tenant_id),
+                    user_id=str(input.user_id),
+                    system=list(input.system),
+                    text=list(input.text) if input.text is not None else None,
+                    document_id=(
+                        str(input.document_id)
+                        if input.document_id is not None
+                        else None
+                    ),
+                    max_candidates=input.max_candidates,
+                ),
+            )
+        return Job.from_model(row)
+
+    @strawberry.mutation(
+        description=(
+            "Queue a /transcribe dictation (config, audio, end) and record the "
+            "credits of its final usage message as DICTATION, attributed to the "
+            "tenant and user directly, keyed by Corti's sessionId."
+        )
+    )
+    async def request_dictation(
+        self, info: Info, input: InputArg[RequestDictationInput]
+    ) -> Job:
+        async with _closing(input.audio), _writing(info) as (uow, caller):
+            await guard_job(
+                uow.session,
+                caller,
+                tenant_id=str(input.tenant_id),
+                user_id=str(input.user_id),
+            )
+            row = await job_service.request_dictation(
+                uow,
+                caller,
+                DictationRequest(
+                    tenant_id=str(input.tenant_id),
+                    user_id=str(input.user_id),
                     audio=input.audio,
                     primary_language=input.primary_language or "en",
                 ),

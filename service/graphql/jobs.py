@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 import strawberry
 
@@ -21,7 +22,8 @@ class Job:
     kind: str = strawberry.field(
         description=(
             "What the job does: createInteraction, requestTranscript, "
-            "requestDocument or requestStream."
+            "requestDocument, requestStream, requestFacts, requestCoding or "
+            "requestDictation (other kinds are internal)."
         )
     )
     status: JobStatus = strawberry.field(description="Current state.")
@@ -31,6 +33,16 @@ class Job:
     error: str | None = strawberry.field(description="Why the last attempt failed.")
     created_at: datetime = strawberry.field(description="When it was queued.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
+    provisional_credits: Decimal | None = strawberry.field(
+        description=(
+            "While a requestStream or requestDictation job is RUNNING: the latest "
+            "delta_usage figure Corti sent, its running total since the session "
+            "started (never a sum of messages). Provisional only: it is not in any "
+            "total, and the final usage message replaces it as the job's usage "
+            "record. Null before the first delta_usage, between attempts, and once "
+            "the job has ended."
+        )
+    )
     interaction_id: strawberry.Private[str | None]
     usage_record_id: strawberry.Private[str | None]
 
@@ -45,6 +57,7 @@ class Job:
             error=row.error,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            provisional_credits=_provisional(row),
             interaction_id=row.interaction_id,
             usage_record_id=str(row.usage_record_id) if row.usage_record_id else None,
         )
@@ -60,7 +73,18 @@ class Job:
         description="The usage record the job produced, once it succeeded."
     )
     async def usage(self, info: Info) -> UsageRecord | None:
-        if self.usage_record_id is None or self.interaction_id is None:
+        if self.usage_record_id is None:
             return None
         row = await info.context.loaders.job_usage.load(uuid.UUID(self.usage_record_id))
         return UsageRecord.from_model(row) if row is not None else None
+
+
+def _provisional(row: models.Job) -> Decimal | None:
+    """The saved delta_usage figure of a running job (see the field)."""
+    raw = (row.state or {}).get("provisional_credits")
+    if row.status != "RUNNING" or raw is None:
+        return None
+    try:
+        return Decimal(str(raw))
+    except InvalidOperation:
+        return None

@@ -12,6 +12,9 @@ class JobKind(StrEnum):
     TRANSCRIPT = "requestTranscript"
     DOCUMENT = "requestDocument"
     STREAM = "requestStream"
+    FACTS = "requestFacts"
+    CODING = "requestCoding"
+    DICTATION = "requestDictation"
 
 
 class JobState(StrEnum):

@@ -26,6 +26,10 @@ from service.validation import check_id
 ENCOUNTER_STATUSES: tuple[str, ...] = get_args(EncounterStatus)
 ENCOUNTER_TYPES: tuple[str, ...] = get_args(EncounterType)
 MAX_TEXT = 1000
+# Context text of a stateless call, all items together (Corti's own limits
+# are not published; this keeps a job row reasonable).
+MAX_CONTEXT_CHARS = 200_000
+MAX_CANDIDATES = 1000
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,39 @@ class DocumentRequest:
     template_key: str
     context: list[str]
     output_language: str = "en"
+    guided: bool = False
+
+
+@dataclass(frozen=True)
+class FactsRequest:
+    """requestFacts input (POST /tools/extract-facts; attributed to the user)."""
+
+    tenant_id: str
+    user_id: str
+    text: list[str]
+    output_language: str = "en"
+
+
+@dataclass(frozen=True)
+class CodingRequest:
+    """requestCoding input (POST /tools/coding/; attributed to the user)."""
+
+    tenant_id: str
+    user_id: str
+    system: list[str]
+    text: list[str] | None = None
+    document_id: str | None = None
+    max_candidates: int | None = None
+
+
+@dataclass(frozen=True)
+class DictationRequest:
+    """requestDictation input (/transcribe; attributed to the user)."""
+
+    tenant_id: str
+    user_id: str
+    audio: object | None  # a Readable; checked when stored
+    primary_language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -83,6 +120,27 @@ def _choice(field: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise BadUserInput(field, f"must be one of {', '.join(allowed)}")
     return value
+
+
+def _texts(field: str, values: list[str] | None, *, required: bool) -> list[str]:
+    """Context texts: each non-empty, all together at most MAX_CONTEXT_CHARS."""
+    values = list(values or [])
+    if required and not values:
+        raise BadUserInput(field, "must contain some text")
+    for index, value in enumerate(values):
+        if not value.strip():
+            raise BadUserInput(f"{field}[{index}]", "must not be empty")
+    if sum(len(v) for v in values) > MAX_CONTEXT_CHARS:
+        raise BadUserInput(field, f"must be at most {MAX_CONTEXT_CHARS} characters")
+    return values
+
+
+def _owner(principal: Principal, tenant_id: str, user_id: str) -> tuple[str, str]:
+    """The tenant and user a stateless call's usage is attributed to."""
+    tenant = check_id("input.tenantId", tenant_id)
+    user = check_id("input.userId", user_id)
+    principal.require_tenant(tenant)
+    return tenant, user
 
 
 def _language(field: str, value: str) -> str:
@@ -163,13 +221,15 @@ class JobService:
         if not context.strip():
             raise BadUserInput("input.context", "must contain some text")
         job_id = new_uuid()
-        payload = {
+        payload: dict[str, Any] = {
             "template_key": _text("input.templateKey", data.template_key),
             "output_language": _language("input.outputLanguage", data.output_language),
             "context": context,
             # Lets a retry find the document a lost attempt created.
             "name": f"corti-usage job {job_id}",
         }
+        if data.guided:
+            payload["guided"] = True
         return await self._add(
             uow,
             principal,
@@ -179,6 +239,78 @@ class JobService:
             interaction.id,
             job_id=job_id,
         )
+
+    async def request_facts(
+        self, uow: UnitOfWork, principal: Principal, data: FactsRequest
+    ) -> Job:
+        """Queue POST /tools/extract-facts, its usage attributed to the user."""
+        _require_job_writer(principal)
+        tenant_id, user_id = _owner(principal, data.tenant_id, data.user_id)
+        payload = {
+            "user_id": user_id,
+            "texts": _texts("input.text", data.text, required=True),
+            "output_language": _language("input.outputLanguage", data.output_language),
+            # The key of the usage record (stateless calls have no Corti id).
+            "request_id": str(new_uuid()),
+        }
+        return await self._add(uow, principal, JobKind.FACTS, payload, tenant_id, None)
+
+    async def request_coding(
+        self, uow: UnitOfWork, principal: Principal, data: CodingRequest
+    ) -> Job:
+        """Queue POST /tools/coding/, its usage attributed to the user."""
+        _require_job_writer(principal)
+        tenant_id, user_id = _owner(principal, data.tenant_id, data.user_id)
+        systems = [check_id("input.system", s) for s in data.system]
+        if not systems:
+            raise BadUserInput("input.system", "must name at least one coding system")
+        texts = _texts("input.text", data.text, required=False)
+        document_id = (
+            None
+            if data.document_id is None
+            else check_id("input.documentId", data.document_id)
+        )
+        if not texts and document_id is None:
+            raise BadUserInput("input.text", "give text, a documentId, or both")
+        limit = data.max_candidates
+        if limit is not None and not 0 <= limit <= MAX_CANDIDATES:
+            raise BadUserInput(
+                "input.maxCandidates", f"must be between 0 and {MAX_CANDIDATES}"
+            )
+        payload = {
+            "user_id": user_id,
+            "systems": systems,
+            "texts": texts,
+            "document_id": document_id,
+            "max_candidates": limit,
+            "request_id": str(new_uuid()),
+        }
+        return await self._add(uow, principal, JobKind.CODING, payload, tenant_id, None)
+
+    async def request_dictation(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        data: DictationRequest,
+        *,
+        max_audio_bytes: int,
+    ) -> Job:
+        """Queue a /transcribe session with the uploaded audio, usage to the user."""
+        _require_job_writer(principal)
+        tenant_id, user_id = _owner(principal, data.tenant_id, data.user_id)
+        if data.audio is None:
+            raise BadUserInput("input.audio", "is required")
+        payload = {
+            "user_id": user_id,
+            "primary_language": _language(
+                "input.primaryLanguage", data.primary_language
+            ),
+        }
+        job = await self._add(
+            uow, principal, JobKind.DICTATION, payload, tenant_id, None
+        )
+        await self._store_audio(uow.session, job, data.audio, max_audio_bytes)
+        return job
 
     async def request_stream(
         self,
@@ -235,11 +367,15 @@ class JobService:
     async def _store_audio(
         self, session: AsyncSession, job: Job, audio: object, max_bytes: int
     ) -> None:
-        assert job.interaction_id is not None
         if not isinstance(audio, Readable):
             raise BadUserInput("input.audio", "must be a file (multipart upload)")
-        # Corti keeps at most `max_bytes` of audio per interaction.
-        already = await pending_audio_bytes(session, job.interaction_id)
+        # Corti keeps at most `max_bytes` of audio per interaction (a dictation
+        # has none: `max_bytes` is then its own limit).
+        already = (
+            await pending_audio_bytes(session, job.interaction_id)
+            if job.interaction_id is not None
+            else 0
+        )
         limit = f"Corti's limit of {max_bytes} bytes"
         if already:
             limit += f" per interaction ({already} bytes are already queued or sent)"

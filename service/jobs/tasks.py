@@ -5,75 +5,28 @@ call that Corti may bill or that creates something, so a retry after a crash,
 a timeout or a lost answer first looks at what the lost attempt may have made
 (the interaction's transcripts or documents) and records that instead of
 creating it again. Tasks never hold a database session while awaiting Corti.
+The stateless kinds (requestFacts, requestCoding, requestDictation, and guided
+documents) are in stateless_tasks.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
-from service.corti import (
-    CortiAuthError,
-    CortiError,
-    CortiInsufficientBalance,
-    StreamConfig,
-)
-from service.corti.exceptions import CortiOutcomeUnknown, CortiStreamRefused
+from service.corti import CortiAuthError, StreamConfig
 from service.corti.schemas import Document, Transcript
+from service.jobs import stateless_tasks
 from service.jobs.audio import audio_chunks, rechunk
+from service.jobs.corti_kind import JobRun, Task
+from service.jobs.corti_kind import corti_kind as _corti_kind
 from service.jobs.finish import Finish, Registration
+from service.jobs.provisional import ProvisionalSaver
 from service.jobs.records import JobKind
-from service.jobs.registry import (
-    Completion,
-    JobContext,
-    JobFailed,
-    RetryLater,
-    job_kind,
-)
+from service.jobs.registry import JobFailed
 from service.usage.records import Source, UsageIn
 
 log = logging.getLogger("service.jobs")
-
-
-JobRun = JobContext  # the name the Corti tasks grew up with
-
-
-def _corti_kind(kind: JobKind) -> Callable[[Task], Task]:
-    """Register a Corti task as a job kind, with Corti's failures mapped.
-
-    429 (insufficient balance) and a refused stream config fail the job;
-    retryable errors (5xx, 408, timeouts, dropped sockets) retry with backoff;
-    other 4xx fail at once with Corti's detail.
-    """
-
-    def register(task: Task) -> Task:
-        async def run(ctx: JobContext) -> Completion | None:
-            try:
-                return await task(ctx)
-            except CortiInsufficientBalance as error:
-                raise JobFailed(
-                    f"Corti refused for insufficient balance (429): {error.reason}"
-                ) from error
-            except CortiStreamRefused as error:
-                raise JobFailed(str(error)) from error
-            except CortiError as error:
-                if not error.retryable:
-                    raise JobFailed(str(error)) from error
-                note = ""
-                if isinstance(error, CortiOutcomeUnknown):
-                    note = (
-                        "; the call may have been billed and was not found afterwards"
-                    )
-                raise RetryLater(str(error), note=note) from error
-
-        run.__qualname__ = run.__name__ = task.__name__
-        job_kind(kind.value)(run)
-        return task
-
-    return register
-
-
-Task = Callable[[JobContext], Awaitable[Finish]]
 
 
 @_corti_kind(JobKind.CREATE_INTERACTION)
@@ -144,6 +97,8 @@ async def request_document(run: JobRun) -> Finish:
     """Generate the document (named after the job, so a retry can find it)."""
     interaction_id = run.interaction_id
     payload = run.job.payload
+    if payload.get("guided"):
+        return await stateless_tasks.guided_document(run)
     name = payload["name"]
     documents: list[Document] = []
     if run.state.get("document_requested"):
@@ -177,18 +132,35 @@ async def request_stream(run: JobRun) -> Finish:
     again; a refused config (CONFIG_DENIED, ...) fails the job.
     """
     interaction_id = run.interaction_id
-    run.may_start("opening the stream")
-    await run.save(streams_opened=int(run.state.get("streams_opened", 0)) + 1)
-    config = StreamConfig(
-        primary_language=run.job.payload.get("primary_language", "en")
-    )
-    async with run.corti.open_stream(interaction_id, config) as session:
-        chunks = rechunk(audio_chunks(run.db, run.job.id), run.corti.stream_chunk_bytes)
-        async for chunk in chunks:
-            await session.send_audio(chunk)
-        result = await session.end()
+    if "final_credits" in run.state:
+        # An earlier attempt got `usage` but did not live to record it.
+        credits = Decimal(run.state["final_credits"])
+    else:
+        run.may_start("opening the stream")
+        await run.save(
+            streams_opened=int(run.state.get("streams_opened", 0)) + 1,
+            provisional_credits=None,
+        )
+        config = StreamConfig(
+            primary_language=run.job.payload.get("primary_language", "en")
+        )
+        saver = ProvisionalSaver(run)
+        try:
+            async with run.corti.open_stream(
+                interaction_id, config, on_delta=saver.offer
+            ) as session:
+                chunks = rechunk(
+                    audio_chunks(run.db, run.job.id), run.corti.stream_chunk_bytes
+                )
+                async for chunk in chunks:
+                    await session.send_audio(chunk)
+                result = await session.end()
+        finally:
+            await saver.stop()
+        credits = result.credits
+        await run.save(final_credits=str(credits))
     return Finish(
-        usage=[UsageIn(Source.STREAM, interaction_id, str(run.job.id), result.credits)]
+        usage=[UsageIn(Source.STREAM, interaction_id, str(run.job.id), credits)]
     )
 
 
@@ -197,6 +169,7 @@ TASKS: dict[JobKind, Task] = {
     JobKind.TRANSCRIPT: request_transcript,
     JobKind.DOCUMENT: request_document,
     JobKind.STREAM: request_stream,
+    **stateless_tasks.TASKS,
 }
 
 
