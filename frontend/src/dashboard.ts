@@ -30,11 +30,14 @@ import {
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, Tooltip, Legend);
 
-const SOURCES = ["stream", "transcript", "document"] as const;
+const SOURCES = ["stream", "transcript", "document", "facts", "coding", "dictation"] as const;
 const COLORS: Record<(typeof SOURCES)[number], string> = {
   stream: "#3056d3",
   transcript: "#12a38a",
   document: "#e8903a",
+  facts: "#8e44ad",
+  coding: "#c0392b",
+  dictation: "#7f8c8d",
 };
 const TENANT_STORAGE = "cortiUsageTenant";
 const PAGE = 25;
@@ -45,6 +48,9 @@ interface Credits {
   stream: string;
   transcript: string;
   document: string;
+  facts: string;
+  coding: string;
+  dictation: string;
   records: number;
 }
 interface InteractionRow {
@@ -68,7 +74,7 @@ interface DashboardData {
   } | null;
 }
 
-const CREDITS = "total stream transcript document records";
+const CREDITS = "total stream transcript document facts coding dictation records";
 const INTERACTIONS = `
   interactions(range: $range, first: $first, after: $after) {
     totalCount

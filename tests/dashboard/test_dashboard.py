@@ -69,6 +69,12 @@ async def test_dashboard_and_graphiql(
     browser: Browser, server: Server, gql: GraphQLClient, admin_key: str, tmp_path: Path
 ) -> None:
     await seed(gql)
+    # Usage attributed to a user directly (no interaction): in the cards, the
+    # user's row and the charts, in no interaction's row.
+    await gql.data(
+        """mutation { recordFactsUsage(input: {requestId: "req-1",
+        creditsConsumed: "0.5", tenantId: "t1", userId: "u1"}) { id } }"""
+    )
     page = await browser.new_page(height=1000)
     await page.goto(f"{server.url}/dashboard")
     await page.type_into("#key", admin_key)
@@ -80,17 +86,29 @@ async def test_dashboard_and_graphiql(
     ) == ["t1", "t2"]
     cards = {
         name: await page.evaluate(text_of(name))
-        for name in ("total", "stream", "transcript", "document", "records")
+        for name in (
+            "total",
+            "stream",
+            "transcript",
+            "document",
+            "facts",
+            "coding",
+            "dictation",
+            "records",
+        )
     }
     assert cards == {
-        "total": "1.75",
+        "total": "2.25",
         "stream": "1.25",
         "transcript": "0.3",
         "document": "0.2",
-        "records": "5",
+        "facts": "0.5",
+        "coding": "0",
+        "dictation": "0",
+        "records": "6",
     }
     assert await page.evaluate(table("users")) == [
-        ["u1", "1.55", "3"],
+        ["u1", "2.05", "4"],
         ["u2", "0.2", "2"],
     ]
     interactions = await page.evaluate(table("interactions"))
@@ -104,7 +122,7 @@ async def test_dashboard_and_graphiql(
     await page.wait_for("document.getElementById('live').dataset.state === 'live'")
     await subscribed("t1")
     await gql.data(TRANSCRIPT, {"i": "int-a", "x": "tr-live", "c": "0.05"})
-    await page.wait_for(f"{text_of('total')} === '1.8'", seconds=5)
+    await page.wait_for(f"{text_of('total')} === '2.3'", seconds=5)
     events = await page.evaluate(text_of("events"))
     assert "tr-live" in events
     assert await page.evaluate(text_of("transcript")) == "0.35"
