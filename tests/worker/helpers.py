@@ -38,6 +38,18 @@ STREAM = """
 mutation($in: RequestStreamInput!) {
   requestStream(input: $in) { id kind status attempts }
 }"""
+FACTS = """
+mutation($in: RequestFactsInput!) {
+  requestFacts(input: $in) { id kind status attempts provisionalCredits }
+}"""
+CODING = """
+mutation($in: RequestCodingInput!) {
+  requestCoding(input: $in) { id kind status attempts }
+}"""
+DICTATION = """
+mutation($in: RequestDictationInput!) {
+  requestDictation(input: $in) { id kind status attempts }
+}"""
 JOB = """
 query($id: ID!) {
   job(id: $id) {
@@ -166,8 +178,10 @@ async def ledger(db: Database) -> list[UsageRecord]:
 async def assert_billed_once(control: SandboxControl, db: Database) -> None:
     """Everything the sandbox billed is in our ledger once; nothing twice.
 
-    Transcripts and documents are matched by Corti id; streams (which our
-    ledger keys by job id) by interaction, count and credits.
+    Transcripts, documents and dictations are matched by Corti id; streams
+    (which our ledger keys by job id) by interaction, count and credits; facts
+    and coding calls (keyed by our request id: Corti's answer has none) by
+    count and credits.
     """
     billed = await control.billed()
     ids = Counter(b["id"] for b in billed)
@@ -176,9 +190,13 @@ async def assert_billed_once(control: SandboxControl, db: Database) -> None:
     ours = {(r.source, r.external_id): r for r in records}
     assert len(ours) == len(records)
     streams_billed: Counter[tuple[str, Decimal]] = Counter()
+    unkeyed_billed: Counter[tuple[str, Decimal]] = Counter()
     for entry in billed:
         if entry["kind"] == "stream":
             streams_billed[(entry["interaction_id"], Decimal(entry["credits"]))] += 1
+            continue
+        if entry["kind"] in ("facts", "coding"):
+            unkeyed_billed[(entry["kind"].upper(), Decimal(entry["credits"]))] += 1
             continue
         record = ours.get((entry["kind"].upper(), entry["id"]))
         assert record is not None, f"billed but not recorded: {entry}"
@@ -188,8 +206,14 @@ async def assert_billed_once(control: SandboxControl, db: Database) -> None:
         (r.interaction_id, r.credits) for r in records if r.source == "STREAM"
     )
     assert streams_ours == streams_billed
-    non_stream = [r for r in records if r.source != "STREAM"]
-    assert len(non_stream) == sum(1 for b in billed if b["kind"] != "stream")
+    unkeyed_ours = Counter(
+        (r.source, r.credits) for r in records if r.source in ("FACTS", "CODING")
+    )
+    assert unkeyed_ours == unkeyed_billed
+    keyed = [r for r in records if r.source not in ("STREAM", "FACTS", "CODING")]
+    assert len(keyed) == sum(
+        1 for b in billed if b["kind"] not in ("stream", "facts", "coding")
+    )
 
 
 async def job_count(db: Database) -> int:

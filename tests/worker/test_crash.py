@@ -24,6 +24,8 @@ from service.jobs import queue
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.corti import audio
 from tests.worker.helpers import (
+    DICTATION,
+    FACTS,
     TRANSCRIPT,
     RunWorker,
     assert_billed_once,
@@ -148,6 +150,67 @@ class TestWorkerProcess:
             assert job["attempts"] == 2
         assert len(await control.billed()) == 2
         await assert_billed_once(control, db)
+        assert await audio_rows(db) == 0
+
+    async def test_sigkill_during_stateless_calls_then_restart(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        database_url: str,
+        sandbox: SandboxServer,
+        control: SandboxControl,
+    ) -> None:
+        """A killed extract-facts call cannot be looked up: not sent again, the
+        job fails saying so. A killed dictation (still waiting for `usage`) is
+        not billed and runs again with a new session."""
+        await control.arm(
+            {"kind": "delay", "seconds": 2.5, "path": "/tools/extract-facts"},
+            {"kind": "delay_usage", "seconds": 2.5},
+        )
+        facts = job_of(
+            await gql(
+                FACTS, {"in": {"tenantId": "t1", "userId": "u1", "text": ["Cough."]}}
+            )
+        )
+        dictation = job_of(
+            await upload(gql, DICTATION, {"tenantId": "t1", "userId": "u1"}, audio(1))
+        )
+        first = await _start_worker(sandbox, database_url)
+        try:
+
+            async def mid_call() -> bool:
+                facts_row = await _job_row(db, facts["id"])
+                dictation_row = await _job_row(db, dictation["id"])
+                return (
+                    len(await control.billed(kind="facts")) == 1
+                    and dictation_row.state.get("session_id") is not None
+                    and facts_row.state.get("sent") is True
+                    and "provisional_credits" in dictation_row.state
+                )
+
+            await _until(mid_call)
+        finally:
+            first.kill()
+            await first.wait()
+        await control.clear_faults()
+        second = await _start_worker(sandbox, database_url)
+        try:
+            facts_done = await wait_for_job(gql, facts["id"], within=20)
+            dictation_done = await wait_for_job(gql, dictation["id"], within=20)
+        finally:
+            assert await _stop(second) == 0
+        assert facts_done["status"] == "FAILED"
+        assert "not sent again" in facts_done["error"]
+        assert facts_done["attempts"] == 2
+        assert dictation_done["status"] == "SUCCEEDED", dictation_done
+        assert dictation_done["attempts"] == 2
+        # One facts call billed and unrecorded (no lookup at Corti), one
+        # dictation billed and recorded; nothing billed twice.
+        billed = await control.billed()
+        assert sorted(b["kind"] for b in billed) == ["dictation", "facts"]
+        [session] = [b for b in billed if b["kind"] == "dictation"]
+        assert dictation_done["usage"]["externalId"] == session["id"]
+        assert dictation_done["usage"]["source"] == "DICTATION"
         assert await audio_rows(db) == 0
 
     async def test_sigterm_releases_a_job_that_does_not_finish_in_time(

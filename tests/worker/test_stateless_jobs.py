@@ -19,9 +19,13 @@ from tests.budgets.ops import codes, set_budget
 from tests.fixtures.app import GraphQLClient, make_key
 from tests.fixtures.corti import audio
 from tests.worker.helpers import (
+    CODING,
+    DICTATION,
     DOCUMENT,
+    FACTS,
     STREAM,
     RunWorker,
+    assert_billed_once,
     job_of,
     ledger,
     new_interaction,
@@ -31,18 +35,6 @@ from tests.worker.helpers import (
 
 pytestmark = pytest.mark.asyncio
 
-FACTS = """
-mutation($in: RequestFactsInput!) {
-  requestFacts(input: $in) { id kind status attempts provisionalCredits }
-}"""
-CODING = """
-mutation($in: RequestCodingInput!) {
-  requestCoding(input: $in) { id kind status attempts }
-}"""
-DICTATION = """
-mutation($in: RequestDictationInput!) {
-  requestDictation(input: $in) { id kind status attempts }
-}"""
 USAGE = """
 query($id: ID!) {
   job(id: $id) {
@@ -146,6 +138,7 @@ class TestStatelessJobs:
         records = await ledger(db)
         assert len(records) == 3
         assert {r.source for r in records} == {"FACTS", "CODING", "DICTATION"}
+        await assert_billed_once(control, db)
         totals = await gql.data(TOTALS, {"t": "t1", "u": "u1"})
         assert totals["tenant"]["credits"] == {
             "total": "0.325",
@@ -159,6 +152,7 @@ class TestStatelessJobs:
     async def test_guided_document_belongs_to_the_interaction(
         self,
         gql: GraphQLClient,
+        db: Database,
         control: SandboxControl,
         run_worker: RunWorker,
     ) -> None:
@@ -183,6 +177,7 @@ class TestStatelessJobs:
         assert job["usage"]["externalId"] == billed["id"]
         assert job["usage"]["interactionId"] == interaction_id
         assert Decimal(job["usage"]["credits"]) == Decimal(str(billed["credits"]))
+        await assert_billed_once(control, db)
         requests = (await control.stats())["requests"]
         assert any(r["path"] == "/v2/documents/" for r in requests)
 
@@ -281,6 +276,7 @@ class TestDictationAndDeltas:
         [billed] = await control.billed(kind="dictation")  # the dropped one is not
         assert job["usage"]["externalId"] == billed["id"]
         assert [r.credits for r in await ledger(db)] == [Decimal("0.015")]
+        await assert_billed_once(control, db)
 
     async def test_delta_after_usage_is_not_counted(
         self,
