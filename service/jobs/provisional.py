@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from decimal import Decimal
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.jobs.queue import LeaseLost
 from service.jobs.registry import JobContext
+
+log = logging.getLogger("service.jobs")
 
 SAVE_EVERY_SECONDS = 0.5
 
@@ -39,7 +45,11 @@ class ProvisionalSaver:
             self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop saving (the session is over); waits for a save in progress."""
+        """Stop saving (the session is over); waits for a save in progress.
+
+        A failed provisional save (database error, lost lease) is logged and
+        ends the saving; the session's own saves report such failures.
+        """
         self._stopping.set()
         self._wake.set()
         if self._task is not None:
@@ -53,7 +63,17 @@ class ProvisionalSaver:
                 return
             figure = self._latest
             if figure is not None and figure != self._saved:
-                await self._run.save(provisional_credits=str(figure))
+                try:
+                    await self._run.save(provisional_credits=str(figure))
+                except (SQLAlchemyError, OSError, LeaseLost) as error:
+                    # Only a display figure: never let it cost the session (and
+                    # its final usage) that is still running.
+                    log.warning(
+                        "job %s: stopped saving provisional credits: %s",
+                        self._run.job.id,
+                        error,
+                    )
+                    return
                 self._saved = figure
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._every)
