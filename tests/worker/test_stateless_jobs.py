@@ -181,6 +181,74 @@ class TestStatelessJobs:
         requests = (await control.stats())["requests"]
         assert any(r["path"] == "/v2/documents/" for r in requests)
 
+    async def test_coding_a_document_and_redelivering_a_dictation(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        async with run_worker():
+            interaction_id = await new_interaction(gql, "t1", "u1")
+            document = await _done(
+                gql,
+                job_of(
+                    await gql(
+                        DOCUMENT,
+                        {
+                            "in": {
+                                "interactionId": interaction_id,
+                                "templateKey": "soap",
+                                "context": ["Cough."],
+                            }
+                        },
+                    )
+                )["id"],
+            )
+            document_id = document["usage"]["externalId"]
+            coding = await _done(
+                gql,
+                job_of(
+                    await gql(
+                        CODING,
+                        {
+                            "in": {
+                                "tenantId": "t1",
+                                "userId": "u2",
+                                "system": ["cpt"],
+                                "documentId": document_id,
+                            }
+                        },
+                    )
+                )["id"],
+            )
+            dictation = await _done(
+                gql,
+                job_of(
+                    await upload(
+                        gql, DICTATION, {"tenantId": "t1", "userId": "u2"}, audio(1)
+                    )
+                )["id"],
+            )
+        assert coding["status"] == "SUCCEEDED", coding
+        # Coded from the document, attributed to the job's user (not to the
+        # document's interaction).
+        assert coding["usage"]["userId"] == "u2"
+        assert coding["usage"]["interactionId"] is None
+        [call] = await control.billed(kind="coding")
+        assert Decimal(coding["usage"]["credits"]) == Decimal(str(call["credits"]))
+        # The customer's own report of the same dictation (recordDictationUsage,
+        # keyed by the sessionId as the job is) is a duplicate, not more credits.
+        again = await gql.data(
+            """mutation($s: ID!) { recordDictationUsage(input: {sessionId: $s,
+            credits: "0.015", tenantId: "t1", userId: "u2"}) { id } }""",
+            {"s": dictation["usage"]["externalId"]},
+        )
+        assert again["recordDictationUsage"]["id"]
+        totals = await gql.data(TOTALS, {"t": "t1", "u": "u2"})
+        assert totals["tenant"]["user"]["credits"]["dictation"] == "0.015"
+        await assert_billed_once(control, db)
+
 
 class TestAmbiguity:
     async def test_a_lost_stateless_answer_is_never_sent_twice(
