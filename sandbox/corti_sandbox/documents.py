@@ -172,6 +172,8 @@ async def create_guided_document(request: Request) -> Response:
     usage = document.pop("usageInfo")
     if record.interaction_id is not None:
         document["interactionId"] = record.interaction_id
+    if not state.config.guided_document_ids:
+        del document["id"]
     return JSONResponse(
         {"document": document, "usageInfo": usage}, status_code=201, headers=headers
     )

@@ -102,6 +102,9 @@ class SandboxConfig:
     config_timeout: float = 10.0
     facts_key: Literal["fact", "data"] = "fact"
     delta_usage: bool = True
+    # Guided documents' answers name their document id (False: no id, to
+    # exercise a client's fallback key).
+    guided_document_ids: bool = True
     languages: frozenset[str] = DEFAULT_LANGUAGES
     max_interaction_bytes: int = 150 * 1024 * 1024
 

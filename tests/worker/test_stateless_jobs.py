@@ -181,6 +181,38 @@ class TestStatelessJobs:
         requests = (await control.stats())["requests"]
         assert any(r["path"] == "/v2/documents/" for r in requests)
 
+    async def test_guided_document_without_an_id_is_keyed_by_the_job(
+        self,
+        gql: GraphQLClient,
+        db: Database,
+        control: SandboxControl,
+        run_worker: RunWorker,
+    ) -> None:
+        await control.configure(guided_document_ids=False)
+        async with run_worker():
+            interaction_id = await new_interaction(gql, "t1", "u1")
+            queued = job_of(
+                await gql(
+                    DOCUMENT,
+                    {
+                        "in": {
+                            "interactionId": interaction_id,
+                            "templateKey": "soap",
+                            "context": ["Cough."],
+                            "guided": True,
+                        }
+                    },
+                )
+            )
+            job = await _done(gql, queued["id"])
+        assert job["status"] == "SUCCEEDED", job
+        assert job["usage"]["source"] == "DOCUMENT"
+        assert job["usage"]["externalId"] == queued["id"]
+        assert job["usage"]["interactionId"] == interaction_id
+        [billed] = await control.billed(kind="document")
+        assert Decimal(job["usage"]["credits"]) == Decimal(str(billed["credits"]))
+        assert len(await ledger(db)) == 1
+
     async def test_coding_a_document_and_redelivering_a_dictation(
         self,
         gql: GraphQLClient,
