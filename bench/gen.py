@@ -260,6 +260,7 @@ class Dataset:
     inter_tenant: I32
     inter_created: I64
     inter_last: I64  # newest record's created_at; -1: none
+    inter_first: I64  # oldest record's created_at; -1: none
     unreg_raw: U8
     rec_inter: I32  # -1: an unregistered interaction (see rec_unreg)
     rec_unreg: I32
@@ -344,6 +345,10 @@ class Dataset:
             ),
             "last_usage_at": lambda: Column(
                 timestamp_text(np.maximum(last, 0), dialect), last < 0
+            ),
+            "first_usage_at": lambda: Column(
+                timestamp_text(np.maximum(self.inter_first[lo:hi], 0), dialect),
+                self.inter_first[lo:hi] < 0,
             ),
         }
         return [builders[name]() for name in names]
@@ -552,6 +557,9 @@ def generate(scale: Scale, seed: int) -> Dataset:
     inter_last = np.full(interactions, -1, dtype=np.int64)
     has = rec_inter >= 0
     np.maximum.at(inter_last, rec_inter[has], created[has])
+    inter_first = np.full(interactions, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(inter_first, rec_inter[has], created[has])
+    inter_first[inter_last < 0] = -1
 
     return Dataset(
         seed=seed,
@@ -567,6 +575,7 @@ def generate(scale: Scale, seed: int) -> Dataset:
         inter_tenant=inter_tenant,
         inter_created=inter_created,
         inter_last=inter_last,
+        inter_first=inter_first,
         unreg_raw=unreg_raw,
         rec_inter=rec_inter,
         rec_unreg=rec_unreg,

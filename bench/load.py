@@ -63,6 +63,7 @@ KNOWN_COLUMNS = {
         "created_at",
         "updated_at",
         "last_usage_at",
+        "first_usage_at",
     ),
     "usage_records": (
         "id",

@@ -6,8 +6,9 @@ tenant and user (NULL while the interaction is unregistered). The copy is
 written only by `UsageService`, under a per-interaction lock, in the same
 transaction as the record or the (re-)registration, so it never drifts
 (tests/usage/test_totals_property.py checks this). The rollup tables
-(usage_tenant_hours, usage_user_days) are kept the same way, by
-service.usage.rollups.
+(usage_tenant_hours, usage_user_days, usage_interaction_days) and the
+interaction's first and last usage times are kept the same way, by
+service.usage.rollups and the repository.
 """
 
 from __future__ import annotations
@@ -69,8 +70,25 @@ class Interaction(Base):
             ["users.tenant_id", "users.id"],
             name="fk_interactions_user_users",
         ),
-        Index("ix_interactions_tenant_user", "tenant_id", "user_id"),
         Index("ix_interactions_tenant_created", "tenant_id", "created_at"),
+        # Pages of interactions(range:), newest usage first, read from these
+        # alone (service.usage.queries.interactions); also the (tenant, user)
+        # index.
+        Index(
+            "ix_interactions_tenant_user_last_usage",
+            "tenant_id",
+            "user_id",
+            "last_usage_at",
+            "id",
+            postgresql_include=["first_usage_at", "created_at"],
+        ),
+        Index(
+            "ix_interactions_tenant_last_usage",
+            "tenant_id",
+            "last_usage_at",
+            "id",
+            postgresql_include=["first_usage_at", "user_id", "created_at"],
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -78,8 +96,10 @@ class Interaction(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Newest usage record's created_at (NULL: none yet); orders interaction lists.
+    # Newest and oldest usage record's created_at (NULL: none yet): they order
+    # interaction lists and tell which interactions a range covers whole.
     last_usage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_usage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UsageRecord(Base):
@@ -155,6 +175,22 @@ class UserDayUsage(Base):
     tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    credits: Mapped[Decimal] = mapped_column(CreditTotal)
+    records: Mapped[int] = mapped_column(BigInteger)
+
+
+class InteractionDayUsage(Base):
+    """Rollup: an interaction's usage per UTC day and source (service.usage.rollups).
+
+    Keyed by the interaction, not its owner, it counts every record that
+    names the interaction, registered or not: re-registration moves nothing.
+    """
+
+    __tablename__ = "usage_interaction_days"
+
+    interaction_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     source: Mapped[str] = mapped_column(String(16), primary_key=True)
     credits: Mapped[Decimal] = mapped_column(CreditTotal)
     records: Mapped[int] = mapped_column(BigInteger)

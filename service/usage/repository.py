@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,8 +162,10 @@ class UsageRepository:
     ) -> list[StoredRecord]:
         """Copy the interaction's (new) owner onto all its usage records.
 
-        The rollups move with them: out of the old owner's (if it had one),
-        into the new owner's. Returns the records whose owner changed, as
+        The owners' rollups move with them: out of the old owner's (if it had
+        one), into the new owner's; the interaction's own day rollup is keyed
+        by the interaction and stays. Its first and last usage times are
+        recomputed from the records (the first registration sets them). Returns the records whose owner changed, as
         they are now (for `InteractionMoved`; read by the same statement).
         """
         deltas = rollups.Deltas()
@@ -203,28 +215,34 @@ class UsageRepository:
             .where(UsageRecord.interaction_id == interaction_id)
             .values(tenant_id=tenant_id, user_id=user_id)
         )
-        latest = (
-            select(func.max(UsageRecord.created_at))
-            .where(UsageRecord.interaction_id == interaction_id)
-            .scalar_subquery()
-        )
+
+        def span(function: Any) -> Any:
+            return (
+                select(function(UsageRecord.created_at))
+                .where(UsageRecord.interaction_id == interaction_id)
+                .scalar_subquery()
+            )
+
         await self.session.execute(
             update(Interaction)
             .where(Interaction.id == interaction_id)
-            .values(last_usage_at=latest)
+            .values(last_usage_at=span(func.max), first_usage_at=span(func.min))
         )
         return moved
 
-    async def touch_last_usage(self, latest: dict[str, datetime]) -> None:
-        """Move each interaction's last_usage_at forward to the given instant."""
+    async def touch_usage_span(
+        self, earliest: dict[str, datetime], latest: dict[str, datetime]
+    ) -> None:
+        """Widen each interaction's [first_usage_at, last_usage_at] to the given
+        instants (`earliest` and `latest` have the same keys)."""
         if not latest:
             return
+        ids = sorted(latest)
         if self._dialect() == "postgresql":
             # Two statements instead of one per interaction: lock the rows in
             # id order (concurrent batches share the interaction locks, so
             # their updates must not take rows in different orders), then
-            # update them all at once.
-            ids = sorted(latest)
+            # update them all at once. GREATEST and LEAST skip NULLs.
             await self.session.execute(
                 text(
                     "SELECT 1 FROM interactions WHERE id = ANY(CAST(:ids AS text[]))"
@@ -234,30 +252,46 @@ class UsageRepository:
             )
             await self.session.execute(
                 text(
-                    "UPDATE interactions AS i SET last_usage_at = v.at"
-                    " FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[]))"
-                    " AS v(id, at) WHERE i.id = v.id"
-                    " AND (i.last_usage_at IS NULL OR i.last_usage_at < v.at)"
+                    "UPDATE interactions AS i"
+                    " SET last_usage_at = GREATEST(i.last_usage_at, v.last),"
+                    " first_usage_at = LEAST(i.first_usage_at, v.first)"
+                    " FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]),"
+                    " CAST(:firsts AS timestamptz[])) AS v(id, last, first)"
+                    " WHERE i.id = v.id AND (i.last_usage_at IS NULL"
+                    " OR i.last_usage_at < v.last OR i.first_usage_at IS NULL"
+                    " OR i.first_usage_at > v.first)"
                 ),
-                {"ids": ids, "ats": [latest[i] for i in ids]},
+                {
+                    "ids": ids,
+                    "lasts": [latest[i] for i in ids],
+                    "firsts": [earliest[i] for i in ids],
+                },
             )
             return
         table = Interaction.__table__
         assert isinstance(table, Table)
+        last, first = table.c.last_usage_at, table.c.first_usage_at
+        b_last: Any = bindparam("b_last", type_=last.type)
+        b_first: Any = bindparam("b_first", type_=first.type)
         statement = (
             table.update()
             .where(
                 table.c.id == bindparam("b_id"),
-                or_(
-                    table.c.last_usage_at.is_(None),
-                    table.c.last_usage_at < bindparam("b_at"),
+                or_(last.is_(None), last < b_last, first.is_(None), first > b_first),
+            )
+            .values(
+                last_usage_at=case(
+                    (or_(last.is_(None), last < b_last), b_last), else_=last
+                ),
+                first_usage_at=case(
+                    (or_(first.is_(None), first > b_first), b_first), else_=first
                 ),
             )
-            .values(last_usage_at=bindparam("b_at"))
         )
         connection = await self.session.connection()
         await connection.execute(
-            statement, [{"b_id": i, "b_at": at} for i, at in sorted(latest.items())]
+            statement,
+            [{"b_id": i, "b_last": latest[i], "b_first": earliest[i]} for i in ids],
         )
 
     async def insert_records(

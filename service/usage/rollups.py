@@ -1,11 +1,15 @@
-"""Rollups of usage_records: per tenant per UTC hour, per user per UTC day.
+"""Rollups of usage_records: per tenant per UTC hour, per user and per
+interaction per UTC day.
 
 `usage_tenant_hours` and `usage_user_days` hold, per source, the exact credit
-sum and the number of records of the registered usage in each hour or day.
-They are written only here, by `UsageService`, in the transaction that
-inserts the records or moves an interaction, under the same per-interaction
-lock as the owner copied onto each record, so they never drift from the
-records (tests/usage/test_totals_property.py recomputes every figure).
+sum and the number of records of the registered usage in each hour or day;
+`usage_interaction_days` the same for every record naming an interaction
+(registered or not: it is keyed by the interaction, so a re-registration
+moves nothing in it). They are written only here, by `UsageService`, in the
+transaction that inserts the records or moves an interaction, under the same
+per-interaction lock as the owner copied onto each record, so they never
+drift from the records (tests/usage/test_totals_property.py recomputes every
+figure).
 
 Readers (service.usage.queries) take whole hours or days of a range from them
 and the ragged ends of the range from the records themselves.
@@ -29,7 +33,12 @@ from sqlalchemy import Table, select, text, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models import TenantHourUsage, UsageRecord, UserDayUsage
+from service.db.models import (
+    InteractionDayUsage,
+    TenantHourUsage,
+    UsageRecord,
+    UserDayUsage,
+)
 from service.usage.records import LOOKUP_CHUNK, chunks
 
 HOUR = timedelta(hours=1)
@@ -37,6 +46,7 @@ DAY = timedelta(days=1)
 
 TenantHourKey = tuple[str, datetime, str]  # tenant, hour, source
 UserDayKey = tuple[str, datetime, str, str]  # tenant, day, user, source
+InteractionDayKey = tuple[str, datetime, str]  # interaction, day, source
 
 
 def hour_of(instant: datetime) -> datetime:
@@ -59,6 +69,9 @@ class Deltas:
         self.user_days: dict[UserDayKey, list[Any]] = defaultdict(
             lambda: [Decimal(0), 0]
         )
+        self.interaction_days: dict[InteractionDayKey, list[Any]] = defaultdict(
+            lambda: [Decimal(0), 0]
+        )
 
     def add(
         self,
@@ -77,8 +90,16 @@ class Deltas:
             entry[0] += credits * sign
             entry[1] += sign
 
+    def add_interaction(
+        self, interaction_id: str, created_at: datetime, source: str, credits: Decimal
+    ) -> None:
+        """Count one new record in its interaction's day rollup."""
+        entry = self.interaction_days[(interaction_id, day_of(created_at), source)]
+        entry[0] += credits
+        entry[1] += 1
+
     def __bool__(self) -> bool:
-        return bool(self.tenant_hours or self.user_days)
+        return bool(self.tenant_hours or self.user_days or self.interaction_days)
 
 
 @dataclass(frozen=True)
@@ -86,9 +107,10 @@ class _Rollup:
     """One rollup table: its key columns (PostgreSQL array types) and how a
     record's key is computed in SQL from usage_records."""
 
-    model: type[TenantHourUsage | UserDayUsage]
+    model: type[TenantHourUsage | UserDayUsage | InteractionDayUsage]
     keys: tuple[tuple[str, str], ...]
     from_record: str
+    counted: str  # which records it counts (SQL condition on usage_records)
 
     @property
     def table(self) -> str:
@@ -109,7 +131,7 @@ class _Rollup:
         order = ", ".join(str(n + 1) for n in range(len(self.keys)))
         return self.upsert(
             f"SELECT {self.from_record}, sum(credits), count(*) FROM usage_records"
-            f" WHERE tenant_id IS NOT NULL AND {where}"
+            f" WHERE {self.counted} AND {where}"
             f" GROUP BY {order} ORDER BY {order}"
         )
 
@@ -121,6 +143,7 @@ _ROLLUPS = (
         TenantHourUsage,
         (("tenant_id", "text"), ("hour", "timestamptz"), ("source", "text")),
         "tenant_id, date_trunc('hour', created_at, 'UTC'), source",
+        "tenant_id IS NOT NULL",
     ),
     _Rollup(
         UserDayUsage,
@@ -131,6 +154,13 @@ _ROLLUPS = (
             ("source", "text"),
         ),
         "tenant_id, date_trunc('day', created_at, 'UTC'), user_id, source",
+        "tenant_id IS NOT NULL",
+    ),
+    _Rollup(
+        InteractionDayUsage,
+        (("interaction_id", "text"), ("day", "timestamptz"), ("source", "text")),
+        "interaction_id, date_trunc('day', created_at, 'UTC'), source",
+        "interaction_id IS NOT NULL",
     ),
 )
 
@@ -143,8 +173,11 @@ async def apply(session: AsyncSession, deltas: Deltas) -> None:
     changes_per_rollup: tuple[dict[Any, list[Any]], ...] = (
         deltas.tenant_hours,
         deltas.user_days,
+        deltas.interaction_days,
     )
     for rollup, changes in zip(_ROLLUPS, changes_per_rollup, strict=True):
+        if not changes:
+            continue
         if postgresql:
             await _add_postgresql(session, rollup, changes)
         else:
@@ -208,19 +241,23 @@ async def _read_add_write(
 
 
 async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Count records this transaction inserted into their owners' rollups.
+    """Count records this transaction inserted into their owners' and
+    interactions' rollups.
 
     On PostgreSQL the sums are taken from the inserted rows by the database
     (by primary key), which keeps the work off the API process's one core.
     """
     registered = [row for row in rows if row["tenant_id"] is not None]
-    if not registered:
-        return
+    named = [row for row in rows if row["interaction_id"] is not None]
     if session.get_bind().dialect.name == "postgresql":
-        ids = {"ids": [row["id"] for row in registered]}
-        for rollup in _ROLLUPS:
-            statement = rollup.from_records("id = ANY(CAST(:ids AS uuid[]))")
-            await session.execute(text(statement), ids)
+        for rollup, counted in zip(
+            _ROLLUPS, (registered, registered, named), strict=True
+        ):
+            if counted:
+                statement = rollup.from_records("id = ANY(CAST(:ids AS uuid[]))")
+                await session.execute(
+                    text(statement), {"ids": [row["id"] for row in counted]}
+                )
         return
     deltas = Deltas()
     for row in registered:
@@ -231,17 +268,43 @@ async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
             row["source"],
             row["credits"],
         )
+    for row in named:
+        deltas.add_interaction(
+            row["interaction_id"], row["created_at"], row["source"], row["credits"]
+        )
     await apply(session, deltas)
 
 
+# An interaction's first and last usage times, from its records (records are
+# never deleted, so an interaction without records keeps NULL). PostgreSQL:
+# one pass over the records instead of two probes per interaction.
+_USAGE_SPAN_POSTGRESQL = (
+    "UPDATE interactions AS i SET first_usage_at = s.f, last_usage_at = s.l"
+    " FROM (SELECT interaction_id, min(created_at) AS f, max(created_at) AS l"
+    " FROM usage_records WHERE interaction_id IS NOT NULL GROUP BY 1) AS s"
+    " WHERE i.id = s.interaction_id AND (i.first_usage_at IS DISTINCT FROM s.f"
+    " OR i.last_usage_at IS DISTINCT FROM s.l)"
+)
+_USAGE_SPAN = (
+    "UPDATE interactions SET"
+    " first_usage_at = (SELECT min(r.created_at) FROM usage_records AS r"
+    " WHERE r.interaction_id = interactions.id),"
+    " last_usage_at = (SELECT max(r.created_at) FROM usage_records AS r"
+    " WHERE r.interaction_id = interactions.id)"
+)
+
+
 async def rebuild(session: AsyncSession) -> None:
-    """Recompute both rollups from the records (after a bulk load)."""
+    """Recompute every rollup, and the interactions' first and last usage
+    times, from the records (after a bulk load)."""
     for rollup in _ROLLUPS:
         await session.execute(text(f"DELETE FROM {rollup.table}"))
     if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(_USAGE_SPAN_POSTGRESQL))
         for rollup in _ROLLUPS:
             await session.execute(text(rollup.from_records("true")))
         return
+    await session.execute(text(_USAGE_SPAN))
     deltas = Deltas()
     rows = await session.stream(
         select(
@@ -250,10 +313,13 @@ async def rebuild(session: AsyncSession) -> None:
             UsageRecord.created_at,
             UsageRecord.source,
             UsageRecord.credits,
-        ).where(UsageRecord.tenant_id.is_not(None))
+            UsageRecord.interaction_id,
+        )
     )
-    async for tenant_id, user_id, created_at, source, credits in rows:
-        assert tenant_id is not None
-        assert user_id is not None
-        deltas.add(tenant_id, user_id, created_at, source, credits)
+    async for tenant_id, user_id, created_at, source, credits, interaction in rows:
+        if tenant_id is not None:
+            assert user_id is not None
+            deltas.add(tenant_id, user_id, created_at, source, credits)
+        if interaction is not None:
+            deltas.add_interaction(interaction, created_at, source, credits)
     await apply(session, deltas)

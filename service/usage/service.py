@@ -185,6 +185,7 @@ class UsageService:
                     row["interaction_id"], (None, None)
                 )
         inserted = await repo.insert_records(rows)
+        earliest: dict[str, datetime] = {}
         latest: dict[str, datetime] = {}
         for row in rows:
             if (
@@ -192,11 +193,11 @@ class UsageService:
                 and row["interaction_id"] is not None
                 and (row["source"], row["external_id"]) in inserted
             ):
-                at = latest.get(row["interaction_id"])
-                latest[row["interaction_id"]] = (
-                    max(at, row["created_at"]) if at else row["created_at"]
-                )
-        await repo.touch_last_usage(latest)
+                interaction, at = row["interaction_id"], row["created_at"]
+                last, first = latest.get(interaction), earliest.get(interaction)
+                latest[interaction] = at if last is None or at > last else last
+                earliest[interaction] = at if first is None or at < first else first
+        await repo.touch_usage_span(earliest, latest)
         keys = [(r["source"], r["external_id"]) for r in rows]
         missing = [key for key in keys if key not in inserted]
         existing = await repo.records_by_key(missing) if missing else {}

@@ -501,8 +501,9 @@ class TestUnexpectedFailure:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.ERROR, logger="service.graphql")
+        # records reads usage_records itself (credits read a rollup).
         response = await registered.post(
-            'query { interaction(id: "i1") { credits { total } } }',
+            'query { interaction(id: "i1") { records { id } } }',
         )
         body = response.json()
         [error] = body["errors"]

@@ -3,7 +3,10 @@
 Random deliveries in random order, with redeliveries, conflicting redeliveries,
 usage before registration, usage attributed to a tenant and user directly
 (without an interaction; never moved), and re-assignment of interactions to
-other users and tenants. The expected figures are computed here in plain Python from the
+other users and tenants. Checked: tenant, user and interaction credits over
+any range, their rollups (per interaction too) and the interactions' first
+and last usage times, user rankings, buckets, and the pages and counts of
+interactions(range:) per tenant and per user. The expected figures are computed here in plain Python from the
 operations alone, independently of the service's SQL.
 """
 
@@ -18,14 +21,19 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import ADMIN
 from service.db.base import Base
-from service.db.models import TenantHourUsage, UserDayUsage
+from service.db.models import (
+    Interaction,
+    InteractionDayUsage,
+    TenantHourUsage,
+    UserDayUsage,
+)
 from service.db.session import Database
 from service.errors import Conflict
 from service.uow import unit_of_work
@@ -225,6 +233,7 @@ async def _check_span(
         )
         assert [item[1] for item in pages[tenant].items] == [u for _, u in ranked]
         assert pages[tenant].total == len(ranked)
+    await _check_interactions(session, rows, owners, window, span)
     if span[0] == span[1]:
         return
     for zone_name in ZONES:
@@ -247,6 +256,71 @@ async def _check_span(
                         Decimal(0),
                     )
                     assert bucket.credits.total == want, (zone_name, unit, span)
+
+
+async def _check_interactions(
+    session: AsyncSession,
+    rows: list[Record],
+    owners: dict[str, tuple[str, str]],
+    window: TimeWindow,
+    span: tuple[int, int],
+) -> None:
+    """Interaction credits over the range (also scoped to a tenant), and the
+    pages and counts of interactions(range:) per tenant and per user."""
+    registered = sorted(i for i in owners if not _direct(i))
+    expected = _expected(rows, owners, Owner.INTERACTION, span)
+    got = await queries.credit_summaries(session, Owner.INTERACTION, registered, window)
+    for interaction in registered:
+        assert dict(got[interaction].by_source) == dict(
+            expected.get(interaction, {})
+        ), (interaction, span)
+    for tenant in sorted({owners[i][0] for i in registered}):
+        scoped = await queries.credit_summaries(
+            session, Owner.INTERACTION, registered, window, tenant=tenant
+        )
+        for interaction in registered:
+            want = (
+                expected.get(interaction, {})
+                if owners[interaction][0] == tenant
+                else {}
+            )
+            assert dict(scoped[interaction].by_source) == dict(want), (tenant, span)
+    # Newest usage inside the range per registered interaction.
+    newest: dict[str, int] = {}
+    for row in rows:
+        if row.interaction in registered and span[0] <= row.minute < span[1]:
+            newest[row.interaction] = max(newest.get(row.interaction, -1), row.minute)
+    tenants = sorted({t for t, _ in owners.values()})
+    users = sorted(set(owners.values()))
+    for owner, owner_keys in ((Owner.TENANT, tenants), (Owner.USER, users)):
+
+        def key(interaction: str, owner: Owner = owner) -> object:
+            tenant, user = owners[interaction]
+            return tenant if owner is Owner.TENANT else (tenant, user)
+
+        for first, offset in ((100, 0), (1, 0), (1, 1), (2, 1)):
+            pages = await queries.interactions_pages(
+                session, owner, owner_keys, window, first, offset
+            )
+            for owner_key in owner_keys:
+                ranked = sorted(
+                    (i for i in newest if key(i) == owner_key),
+                    key=lambda i: (newest[i], i),
+                    reverse=True,
+                )
+                page = pages[owner_key]
+                assert [r.id for r in page.items] == ranked[offset : offset + first], (
+                    owner,
+                    owner_key,
+                    span,
+                    first,
+                    offset,
+                )
+                assert page.has_next == (len(ranked) > offset + first)
+        counts = await queries.interaction_counts(session, owner, owner_keys, window)
+        for owner_key in owner_keys:
+            want_count = sum(1 for i in newest if key(i) == owner_key)
+            assert counts.get(owner_key, 0) == want_count, (owner, owner_key, span)
 
 
 async def _check_rollups(
@@ -278,6 +352,39 @@ async def _check_rollups(
     }
     assert stored_hours == dict(hours)
     assert stored_days == dict(days)
+    # Per interaction: every record naming it, registered or not.
+    interaction_days: dict[tuple[Any, ...], list[Any]] = defaultdict(
+        lambda: [Decimal(0), 0]
+    )
+    spans: dict[str, list[datetime]] = {}
+    for row in rows:
+        if _direct(row.interaction):
+            continue
+        at = START + timedelta(minutes=row.minute)
+        entry = interaction_days[
+            (row.interaction, at.replace(hour=0, minute=0), row.source.value)
+        ]
+        entry[0] += row.credits
+        entry[1] += 1
+        spans.setdefault(row.interaction, []).append(at)
+    stored_interaction_days = {
+        tuple(r[:3]): [r[3], r[4]]
+        for r in await session.execute(select(InteractionDayUsage.__table__))
+    }
+    assert stored_interaction_days == dict(interaction_days)
+    stored_spans = {
+        r.id: (r.first_usage_at, r.last_usage_at)
+        for r in await session.execute(
+            select(
+                Interaction.id, Interaction.first_usage_at, Interaction.last_usage_at
+            )
+        )
+    }
+    assert stored_spans == {
+        i: (min(spans[i]), max(spans[i])) if i in spans else (None, None)
+        for i in owners
+        if not _direct(i)
+    }
 
 
 async def _check(
@@ -351,6 +458,38 @@ async def _check(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=operations, span=spans)
+# Interactions straddling the range's end (their newest usage inside it is
+# read from their records), one with a gap over the whole range (no usage in
+# it), usage before registration and a re-registration to another owner.
+@example(
+    ops=[
+        Register("i0", "t0", "u0"),
+        Record(Source.STREAM, "i0", "x0", Decimal("0.1"), 100),
+        Record(Source.STREAM, "i0", "x1", Decimal(1), 3000),
+        Record(Source.DOCUMENT, "i0", "x1", Decimal("2.5"), 6000),
+        Record(Source.STREAM, "i1", "x2", Decimal("0.2"), 2000),
+        Record(Source.TRANSCRIPT, "i1", "x2", Decimal(1), 7000),
+        Register("i1", "t0", "u0"),
+        Register("i2", "t0", "u1"),
+        Record(Source.STREAM, "i2", "x3", Decimal(1), 200),
+        Record(Source.STREAM, "i2", "x4", Decimal(1), 8000),
+        Record(Source.DOCUMENT, "i3", "x5", Decimal("0.333333333"), 4000),
+        Register("i3", "t1", "u0"),
+        Register("i1", "t1", "u2"),
+    ],
+    span=(1000, 5000),
+)
+@example(
+    ops=[
+        Register("i0", "t0", "u0"),
+        Register("i1", "t0", "u0"),
+        Record(Source.STREAM, "i0", "x0", Decimal(1), 1439),
+        Record(Source.STREAM, "i1", "x1", Decimal(1), 1439),
+        Record(Source.STREAM, "i1", "x2", Decimal(1), 1440),
+        Record(Source.FACTS, f"{DIRECT}t0:u0", "x3", Decimal("2.5"), 1000),
+    ],
+    span=(0, 1440),
+)
 def test_totals_and_buckets_equal_a_recomputation(
     database_url: str, ops: list[Register | Record], span: tuple[int, int]
 ) -> None:

@@ -11,10 +11,22 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, cast, func, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models import UsageRecord
+from service.db.models import Interaction, InteractionDayUsage, UsageRecord
 from service.db.sql import bucket_start, credit_sum
 from service.db.timebuckets import edges, zone
 from service.usage import rollups
@@ -25,7 +37,13 @@ from service.usage.queries._sql import (
     raw_sums,
     union,
 )
-from service.usage.queries.models import Bucket, Owner, Summary, TimeWindow
+from service.usage.queries.models import (
+    Bucket,
+    Owner,
+    Summary,
+    TimeWindow,
+    time_range,
+)
 from service.usage.queries.windows import rollup_filters, rollup_of, split
 
 
@@ -39,15 +57,13 @@ async def credit_summaries(
 ) -> dict[Hashable, Summary]:
     """Credits per source for each owner within the window.
 
-    Tenants and users: whole hours (days) from the rollups, the ragged ends of
-    the window from the records, in one statement. Interactions: their records
-    (only those of `tenant`, if set: the owner copy each record keeps).
+    Tenants, users and interactions: whole hours (days) from the rollups, the
+    ragged ends of the window from the records, in one statement.
+    Interactions only of `tenant`, if set.
     """
     if owner is Owner.INTERACTION:
-        where = window.filters()
-        if tenant is not None:
-            where.append(UsageRecord.tenant_id == tenant)
-        statement: Any = raw_sums(owner, keys, where)
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        statement: Any = _interaction_sums(keys, window, tenant, postgresql)
     else:
         cut = split(window, rollup_of(owner)[2])
         parts: list[Any] = []
@@ -72,6 +88,76 @@ async def credit_summaries(
     for row in await session.execute(statement):
         result[key_of(owner, row)].add(row[width], row[width + 1], row[width + 2])
     return result
+
+
+def _interaction_sums(
+    keys: Sequence[Hashable],
+    window: TimeWindow,
+    tenant: str | None,
+    postgresql: bool,
+) -> Any:
+    """Whole UTC days from usage_interaction_days, each ragged end of the
+    window from the records: a part of its own, an index range per
+    interaction on (interaction_id, created_at), so it reads only the
+    records of those interactions inside that end (on PostgreSQL a LATERAL
+    per interaction: given an IN list, the planner would rather scan every
+    record of the end by time)."""
+    cut = split(window, rollups.DAY)
+    parts: list[Any] = []
+    if cut.inner is not None:
+        table = InteractionDayUsage.__table__
+        clauses = [
+            table.c.interaction_id.in_(list(keys)),
+            *time_range(table.c.day, cut.inner),
+        ]
+        if tenant is not None:
+            # The rollup counts every record naming the interaction; the
+            # records of a registered one all carry its owner.
+            clauses.append(
+                table.c.interaction_id.in_(
+                    select(Interaction.id).where(
+                        Interaction.id.in_(list(keys)), Interaction.tenant_id == tenant
+                    )
+                )
+            )
+        parts.append(
+            select(
+                table.c.interaction_id,
+                table.c.source,
+                credit_sum(table.c.credits),
+                cast(func.sum(table.c.records), BigInteger),
+            )
+            .where(*clauses)
+            .group_by(table.c.interaction_id, table.c.source)
+        )
+    for n, edge in enumerate(cut.edges):
+        where = edge.filters()
+        if tenant is not None:
+            where.append(UsageRecord.tenant_id == tenant)
+        if not postgresql:
+            parts.append(raw_sums(Owner.INTERACTION, keys, where))
+            continue
+        ids = (
+            func.unnest(bindparam(f"edge_ids_{n}", list(keys), ARRAY(Text)))
+            .table_valued("id")
+            .render_derived(name=f"edge_keys_{n}")
+        )
+        sums = (
+            select(
+                UsageRecord.source.label("source"),
+                credit_sum(UsageRecord.credits).label("credits"),
+                func.count().label("records"),
+            )
+            .where(UsageRecord.interaction_id == ids.c.id, *where)
+            .group_by(UsageRecord.source)
+            .lateral(f"edge_{n}")
+        )
+        parts.append(
+            select(ids.c.id, sums.c.source, sums.c.credits, sums.c.records)
+            .select_from(ids)
+            .join(sums, true())
+        )
+    return union(parts)
 
 
 async def usage_buckets(
