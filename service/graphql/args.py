@@ -12,6 +12,12 @@ from service.usage.queries import TimeWindow
 from service.validation import check_id, check_range, check_time_zone
 
 MAX_PAGE = 100
+# Interaction.records: `first` defaults to a page that holds every record of
+# an ordinary interaction (a stream, a transcript, some documents), so calls
+# from before it had arguments still get them all and still fit the cost
+# limit when nested under pages of interactions; up to the cap when asked.
+RECORDS_PAGE = 100
+MAX_RECORDS_PAGE = 1000
 MAX_BUCKETS = 1000
 # Far past any list this service holds, and inside both databases' 64-bit OFFSET.
 MAX_OFFSET = 2**31
@@ -37,10 +43,10 @@ def encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{offset}".encode()).decode()
 
 
-def page(first: int, after: str | None) -> tuple[int, int]:
-    """(limit, offset) from Relay-style `first` and `after`."""
-    if first < 0 or first > MAX_PAGE:
-        raise BadUserInput("first", f"must be between 0 and {MAX_PAGE}")
+def page(first: int, after: str | None, maximum: int = MAX_PAGE) -> tuple[int, int]:
+    """(limit, offset) from Relay-style `first` (0 to `maximum`) and `after`."""
+    if first < 0 or first > maximum:
+        raise BadUserInput("first", f"must be between 0 and {maximum}")
     if after is None:
         return first, 0
     try:

@@ -1,8 +1,9 @@
 """Static query cost: how many objects an operation may return, checked before it runs.
 
 Every object or list field costs one node per possible parent; a list field
-multiplies its children by its page size (`first`, default 50), the bucket
-count of a `usage` field, or a fixed estimate for unpaginated lists. This is
+multiplies its children by its page size (`first` or `last`, default the
+field's own), the bucket count of a `usage` field, or the most an unpaged list
+can hold (LIST_BOUNDS). This is
 GitHub's node-limit model. Introspection counts too, its lists multiplied by
 the longest list of this schema (a type's fields, a field's arguments...), so
 `fields { type { fields { type ... } } }` cannot amplify where depth does not
@@ -42,8 +43,10 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from service.budgets.periods import Period
+from service.budgets.service import MAX_THRESHOLDS
 from service.db.timebuckets import edges, zone
-from service.graphql.args import MAX_BUCKETS
+from service.graphql.args import MAX_BUCKETS, MAX_PAGE
 from service.graphql.document_limits import MAX_NESTING
 from service.graphql.scalars import parse_datetime
 
@@ -52,7 +55,20 @@ MAX_COST = 1_000_000
 # per-call cap of ingestUsage, so aliases cannot multiply it).
 MAX_RECORDS_PER_REQUEST = 10_000
 DEFAULT_PAGE = 50
-UNPAGINATED_LIST = 4  # Interaction.records: a stream, a transcript, a document or two
+# Lists without a page argument, costed by the most they can return. A list
+# that is neither paged nor listed here fails tests/graphql/test_list_bounds.py
+# (at run time it would be costed as one page, MAX_PAGE).
+LIST_BOUNDS: dict[tuple[str, str], int] = {
+    # ingestUsage already multiplies its result by the records it was given
+    # (at most MAX_RECORDS_PER_REQUEST), one per element of this list.
+    ("IngestResult", "records"): 1,
+    ("BudgetStatus", "alerts"): MAX_THRESHOLDS,
+    ("User", "budgets"): len(Period),  # one per period
+    # A tenant's own budgets and its users': only admin keys create budgets,
+    # so the count is the operator's; costed as a page of users with one per
+    # period each.
+    ("Tenant", "budgets"): len(Period) * (MAX_PAGE + 1),
+}
 
 
 def _is_list(graphql_type: Any) -> bool:
@@ -147,11 +163,16 @@ class _Cost:
         if name == "ingestUsage":
             records = args.get("records")
             return len(records) if isinstance(records, list) else 1
-        if "first" in field.args:
-            first = args.get("first", DEFAULT_PAGE)
-            return max(first, 0) if isinstance(first, int) else DEFAULT_PAGE
+        for size in ("first", "last"):
+            if size in field.args:
+                default = field.args[size].default_value
+                if not isinstance(default, int):
+                    default = DEFAULT_PAGE
+                value = args.get(size, default)
+                # Out-of-range values are refused when the field resolves.
+                return max(value, 0) if isinstance(value, int) else default
         if _is_list(field.type):
-            return UNPAGINATED_LIST
+            return LIST_BOUNDS.get((parent.name, name), MAX_PAGE)
         return 1
 
     def _buckets(self, args: dict[str, Any]) -> int:

@@ -133,9 +133,12 @@ class Loaders:
             return await reader().interaction_counts(session, owner, window, keys)
 
         async def records(
-            session: AsyncSession, params: str | None, keys: list[Any]
-        ) -> dict[Any, list[UsageRecord]]:
-            return await reader().records(session, params, keys)
+            session: AsyncSession,
+            params: tuple[str | None, int, int],
+            keys: list[Any],
+        ) -> dict[Any, list[tuple[UsageRecord, int]]]:
+            source, first, offset = params
+            return await reader().records(session, source, first, offset, keys)
 
         async def tenants(session: AsyncSession, keys: list[Any]) -> dict[Any, bool]:
             found = await reader().existing_tenants(session, keys)
@@ -167,7 +170,7 @@ class Loaders:
         self.interaction_counts: DataLoader[Any, int] = _grouped_loader(
             db, interaction_counts, int
         )
-        self.records: DataLoader[Any, list[UsageRecord]] = _grouped_loader(
+        self.records: DataLoader[Any, list[tuple[UsageRecord, int]]] = _grouped_loader(
             db, records, list
         )
         self.tenant_exists: DataLoader[str, bool | None] = _simple_loader(db, tenants)

@@ -179,11 +179,17 @@ class UsageReader:
         return await queries.interaction_counts(session, owner, visible, window)
 
     async def records(
-        self, session: AsyncSession, source: str | None, interaction_ids: Sequence[str]
-    ) -> dict[str, list[UsageRecord]]:
-        """Each interaction's usage records (of one source, if given)."""
+        self,
+        session: AsyncSession,
+        source: str | None,
+        first: int,
+        offset: int,
+        interaction_ids: Sequence[str],
+    ) -> dict[str, list[tuple[UsageRecord, int]]]:
+        """A page of each interaction's usage records (of one source, if given),
+        each with its position."""
         return dict(
             await queries.records_of(
-                session, interaction_ids, source, tenant=self.scope
+                session, interaction_ids, source, first, offset, tenant=self.scope
             )
         )

@@ -118,8 +118,9 @@ async def test_cost_limit_and_cost_reporting(
     assert 0 < normal["extensions"]["cost"]["requested"] <= MAX_COST
     cheap = await call(api, WIDE, {"first": 2}, key=key)
     assert "errors" not in cheap
-    # Connections of 2, 4 and 8 objects, their `nodes` lists, 8 x 4 records.
-    assert cheap["extensions"]["cost"]["requested"] == 2 * (2 + 4 + 8) + 32
+    # Connections of 2, 4 and 8 objects, their `nodes` lists, and 8 pages of
+    # records of the default size (RECORDS_PAGE).
+    assert cheap["extensions"]["cost"]["requested"] == 2 * (2 + 4 + 8) + 8 * 100
     for variables in ({"first": 100}, {}):  # given, or the variable's default
         body = await call(api, WIDE, variables, key=key)
         assert only_code(body) == "BAD_USER_INPUT", body

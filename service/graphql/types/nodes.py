@@ -280,7 +280,13 @@ class Interaction:
         pending = _credits(info, Owner.INTERACTION, str(self.id), range)
         return cast(CreditSummary, pending)
 
-    @strawberry.field(description="The interaction's usage records, oldest first.")
+    @strawberry.field(
+        description=(
+            "The interaction's usage records, oldest first: `first` of them "
+            f"(default {args.RECORDS_PAGE}, at most {args.MAX_RECORDS_PAGE}) after "
+            "the record whose `cursor` is `after`; credits.records counts them all."
+        )
+    )
     async def records(
         self,
         info: Info,
@@ -288,10 +294,24 @@ class Interaction:
             Source | None,
             strawberry.argument(description="Only records of this source."),
         ] = None,
+        first: Annotated[
+            int,
+            strawberry.argument(
+                description=f"How many records, 0 to {args.MAX_RECORDS_PAGE}."
+            ),
+        ] = args.RECORDS_PAGE,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The `cursor` of the last record of the previous page."
+            ),
+        ] = None,
     ) -> list[UsageRecord]:
-        params = source.value if source is not None else None
+        _ = info.context.usage  # the read service, so FORBIDDEN before bad arguments
+        limit, offset = args.page(first, after, args.MAX_RECORDS_PAGE)
+        params = (source.value if source is not None else None, limit, offset)
         rows = await info.context.loaders.records.load((params, str(self.id)))
-        return [UsageRecord.from_model(row) for row in rows]
+        return [UsageRecord.from_model(row, position) for row, position in rows]
 
 
 def _id(value: str | None) -> strawberry.ID | None:
@@ -331,10 +351,14 @@ class UsageRecord:
         )
     )
 
+    # Position in the Interaction.records list that returned it, if any.
+    position: strawberry.Private[int | None] = None
+
     @classmethod
-    def from_model(cls, row: RecordRow) -> UsageRecord:
-        """Map a database row."""
+    def from_model(cls, row: RecordRow, position: int | None = None) -> UsageRecord:
+        """Map a database row (at `position` of Interaction.records)."""
         return cls(
+            position=position,
             id=strawberry.ID(str(row.id)),
             source=Source(row.source),
             external_id=strawberry.ID(row.external_id),
@@ -345,6 +369,15 @@ class UsageRecord:
             tenant_id=_id(row.tenant_id),
             user_id=_id(row.user_id),
         )
+
+    @strawberry.field(
+        description=(
+            "Opaque cursor of this record in Interaction.records, for its "
+            "`after`; null where the record was not listed by Interaction.records."
+        )
+    )
+    def cursor(self) -> str | None:
+        return None if self.position is None else args.encode_cursor(self.position)
 
     @strawberry.field(
         description=(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.usage.queries.models import Page
@@ -66,20 +67,48 @@ async def records_of(
     session: AsyncSession,
     interaction_ids: Sequence[str],
     source: str | None,
+    first: int,
+    offset: int,
     *,
     tenant: str | None = None,
-) -> dict[str, list[UsageRecord]]:
-    """Usage records of each interaction, oldest first (only `tenant`'s, if set)."""
-    statement = select(UsageRecord).where(
+) -> dict[str, list[tuple[UsageRecord, int]]]:
+    """A page of each interaction's usage records, oldest first, with each
+    record's 0-based position (only `tenant`'s, if set).
+
+    One statement for all interactions: ROW_NUMBER() per interaction, in a
+    total order (ties broken by source and id) so pages never overlap.
+    """
+    if first <= 0 or not interaction_ids:
+        return {}
+    position = (
+        func.row_number()
+        .over(
+            partition_by=UsageRecord.interaction_id,
+            order_by=(
+                UsageRecord.created_at,
+                UsageRecord.external_id,
+                UsageRecord.source,
+                UsageRecord.id,
+            ),
+        )
+        .label("position")
+    )
+    numbered = select(UsageRecord, position).where(
         UsageRecord.interaction_id.in_(list(interaction_ids))
     )
     if tenant is not None:
-        statement = statement.where(UsageRecord.tenant_id == tenant)
+        numbered = numbered.where(UsageRecord.tenant_id == tenant)
     if source is not None:
-        statement = statement.where(UsageRecord.source == source)
-    statement = statement.order_by(UsageRecord.created_at, UsageRecord.external_id)
-    result: dict[str, list[UsageRecord]] = defaultdict(list)
-    for record in (await session.execute(statement)).scalars():
-        assert record.interaction_id is not None  # matched an interaction id
-        result[record.interaction_id].append(record)
+        numbered = numbered.where(UsageRecord.source == source)
+    inner = numbered.subquery()
+    record = aliased(UsageRecord, inner)
+    statement = (
+        select(record, inner.c.position)
+        .where(inner.c.position > offset, inner.c.position <= offset + first)
+        .order_by(inner.c.interaction_id, inner.c.position)
+    )
+    result: dict[str, list[tuple[UsageRecord, int]]] = defaultdict(list)
+    for row, number in await session.execute(statement):
+        assert row.interaction_id is not None  # matched an interaction id
+        result[row.interaction_id].append((row, number - 1))
     return result
