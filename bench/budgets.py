@@ -12,7 +12,10 @@ fresh database (`bench/.data/bench_budgets.db`, or PostgreSQL database
   over the same month (the status reads the same rollups).
 
 GraphQL runs in this process (bench/inprocess.py: no HTTP, no key lookup),
-so the figures are the service's own cost. Prints a table and one JSON line.
+so the figures are the service's own cost, with the domain handlers loaded as
+the app loads them (the budget alerts decided in each ingest's transaction,
+the live feed's NOTIFY). `alerts` is how many the last round decided, to show
+the decisions ran. Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import func, select
 
 from bench.inprocess import execute
+from service import domains
+from service.budgets.models import BudgetAlert
 from service.db.session import Database
 from service.migrate import upgrade
 
@@ -134,6 +140,7 @@ async def timed(db: Database, query: str, variables: dict[str, Any]) -> float:
 async def run(database: str, records: int) -> dict[str, Any]:
     url = await fresh_url(database)
     await asyncio.to_thread(upgrade, url)
+    domains.load()  # the handlers the app and the worker run
     db = Database.from_url(url)
     rng = random.Random(7)
     now = datetime.now(UTC)
@@ -157,6 +164,8 @@ async def run(database: str, records: int) -> dict[str, Any]:
         following = (month + timedelta(days=32)).replace(day=1)
         span = {"from": month.isoformat(), "to": following.isoformat()}
         tenant_budget = ids[USERS]  # bb-t0, MONTH
+        async with db.read() as session:
+            alerts = await session.scalar(select(func.count()).select_from(BudgetAlert))
         status_ms = [
             await timed(db, STATUS, {"id": tenant_budget}) for _ in range(READS)
         ]
@@ -169,6 +178,7 @@ async def run(database: str, records: int) -> dict[str, Any]:
         "database": database,
         "records": records + (2 * ROUNDS + 1) * BATCHES_PER_ROUND * BATCH,
         "budgets": len(ids),
+        "alerts": alerts,
         "ingest_records_per_s_0_budgets": round(statistics.median(without)),
         "ingest_records_per_s_1000_budgets": round(statistics.median(with_budgets)),
         "status_read_ms_p50": round(statistics.median(status_ms), 2),

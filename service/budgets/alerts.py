@@ -23,6 +23,7 @@ anything another writer holds.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,12 +124,19 @@ async def evaluate(
     session: AsyncSession, pairs: Sequence[tuple[Budget, datetime]], now: datetime
 ) -> list[Crossed]:
     """Insert the alerts that (budget, period containing the instant) now cross."""
+    return await decide(
+        session, [(budget, window_at(budget, at)) for budget, at in pairs], now
+    )
+
+
+async def decide(
+    session: AsyncSession, periods: Sequence[tuple[Budget, Window]], now: datetime
+) -> list[Crossed]:
+    """Insert the alerts that these (budget, period)s now cross."""
     unique: dict[tuple[Any, datetime], tuple[Budget, Window]] = {}
-    for budget, at in pairs:
-        if not budget.thresholds:
-            continue
-        window = window_at(budget, at)
-        unique.setdefault((budget.id, window.start), (budget, window))
+    for budget, window in periods:
+        if budget.thresholds:
+            unique.setdefault((budget.id, window.start), (budget, window))
     if not unique:
         return []
     repo = BudgetRepository(session)
@@ -157,6 +165,27 @@ async def evaluate(
     return crossed
 
 
+class Periods:
+    """The periods of one (period kind, time zone) met so far, sorted by start."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.starts: list[datetime] = []
+        self.windows: list[Window] = []
+
+    def of(self, at: datetime) -> Window:
+        """The period containing `at` (periods partition time, so a known
+        period that contains it is the one)."""
+        index = bisect.bisect_right(self.starts, at) - 1
+        if index >= 0 and at < self.windows[index].end:
+            return self.windows[index]
+        window = window_at(self.budget, at)
+        index = bisect.bisect_left(self.starts, window.start)
+        self.starts.insert(index, window.start)
+        self.windows.insert(index, window)
+        return window
+
+
 async def for_usage(
     session: AsyncSession, records: Iterable[Owned], now: datetime
 ) -> list[Crossed]:
@@ -168,23 +197,26 @@ async def for_usage(
     budgets = await BudgetRepository(session).of_owners(owners)
     if not budgets:
         return []
-    by_tenant: dict[str, list[Budget]] = {}
+    # Each owner's budgets: its tenant's own ("") and its user's.
+    of_owner: dict[tuple[str, str], list[Budget]] = {}
     for budget in budgets:
         if budget.thresholds:
-            by_tenant.setdefault(budget.tenant_id, []).append(budget)
-    # The periods each budget's records fall in: computed once per period,
-    # not once per record (a batch of 10,000 mostly shares one or two).
-    windows: dict[Any, list[Window]] = {}
-    pairs: list[tuple[Budget, datetime]] = []
+            of_owner.setdefault((budget.tenant_id, budget.user_key), []).append(budget)
+    # The periods the records fall in, computed once per distinct (period
+    # kind, time zone) and period, not once per record and budget (a batch
+    # of 10,000 mostly shares a few); `Periods.of` is exact.
+    calendars: dict[tuple[str, str], Periods] = {}
+    found: dict[tuple[Any, datetime], tuple[Budget, Window]] = {}
     for record in owned:
-        for budget in by_tenant.get(record.tenant_id or "", ()):
-            if budget.user_id is not None and budget.user_id != record.user_id:
-                continue
-            known = windows.setdefault(budget.id, [])
-            at = record.created_at
-            if any(w.start <= at < w.end for w in known):
-                continue
-            window = window_at(budget, at)
-            known.append(window)
-            pairs.append((budget, window.start))
-    return await evaluate(session, pairs, now)
+        tenant, user = record.tenant_id or "", record.user_id or ""
+        for budget in (
+            *of_owner.get((tenant, ""), ()),
+            *of_owner.get((tenant, user), ()),
+        ):
+            calendar = calendars.get((budget.period, budget.time_zone))
+            if calendar is None:
+                calendar = Periods(budget)
+                calendars[(budget.period, budget.time_zone)] = calendar
+            window = calendar.of(record.created_at)
+            found.setdefault((budget.id, window.start), (budget, window))
+    return await decide(session, list(found.values()), now)
