@@ -1,9 +1,11 @@
-"""In-process cost of one registerInteraction (schema.execute, no HTTP).
+"""In-process cost of one webhook mutation (schema.execute, no HTTP).
 
-`python -m bench.request_path [--database-url URL] [--n N]` migrates a fresh
-SQLite file (unless a URL is given), then runs N registrations of new ids
-with the same document (so parse and validation caches can hit) and prints
-the mean wall and CPU milliseconds per request.
+`python -m bench.request_path [--database-url URL] [--n N] [--mutation M]`
+migrates a fresh SQLite file (unless a URL is given), then runs N
+registrations of new ids (or, with `--mutation record`, N
+recordTranscriptUsage of new transcripts of 50 registered interactions) with
+the same document (so parse and validation caches can hit) and prints the
+mean wall and CPU milliseconds and the SQL statements per request.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.inprocess import execute
+from bench.inprocess import capture, execute
 from service.db.session import Database
 from service.migrate import upgrade
 
@@ -25,30 +28,56 @@ REGISTER = """mutation($i: ID!, $t: ID!, $u: ID!) {
 }"""
 
 
-async def run(url: str, n: int) -> dict[str, float]:
+RECORD = """mutation($i: ID!, $x: ID!) {
+  recordTranscriptUsage(input: {interactionId: $i, transcriptId: $x,
+                                creditsConsumed: "0.125"}) { id }
+}"""
+
+
+def _operation(mutation: str, k: int) -> tuple[str, dict[str, Any]]:
+    if mutation == "record":
+        return RECORD, {"i": f"w{k % 50}", "x": f"x{k}"}
+    return REGISTER, {"i": f"i{k}", "t": "t", "u": f"u{k % 50}"}
+
+
+async def run(url: str, n: int, mutation: str) -> dict[str, Any]:
     db = Database.from_url(url)
     try:
-        for warm in range(20):
+        for warm in range(50):
             await execute(db, REGISTER, {"i": f"w{warm}", "t": "t", "u": "u"})
+            if mutation == "record":
+                await execute(db, *_operation(mutation, -1 - warm))
+        with capture() as captured:
+            await execute(db, *_operation(mutation, n))
         wall, cpu = time.perf_counter(), time.process_time()
         for k in range(n):
-            await execute(db, REGISTER, {"i": f"i{k}", "t": "t", "u": f"u{k % 50}"})
+            await execute(db, *_operation(mutation, k))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         await db.engine.dispose()
-    return {"requests": n, "wall_ms": 1000 * wall / n, "cpu_ms": 1000 * cpu / n}
+    return {
+        "mutation": mutation,
+        "requests": n,
+        "wall_ms": round(1000 * wall / n, 3),
+        "cpu_ms": round(1000 * cpu / n, 3),
+        "statements": len(captured.statements),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url")
     parser.add_argument("--n", type=int, default=500)
+    parser.add_argument(
+        "--mutation", choices=("register", "record"), default="register"
+    )
     args = parser.parse_args()
     url = args.database_url
     if url is None:
         url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
     upgrade(url)
-    sys.stdout.write(json.dumps(asyncio.run(run(url, args.n))) + "\n")
+    result = asyncio.run(run(url, args.n, args.mutation))
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,68 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.usage import rollups
+from service.usage.queries.models import InteractionRow
 from service.usage.records import LOOKUP_CHUNK, StoredRecord, chunks
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The registration's statements, built once per dialect (Core, not ORM
+    units of work: SQLAlchemy caches their compiled form by the statement)."""
+
+    tenant: Any
+    user: Any
+    interaction: Any
+    lock_interaction: Any
+
+
+def _statements(module: Any, for_update: bool) -> _Statements:
+    tenants, users, interactions = (
+        Tenant.__table__,
+        User.__table__,
+        Interaction.__table__,
+    )
+    assert isinstance(tenants, Table)
+    assert isinstance(users, Table)
+    assert isinstance(interactions, Table)
+    now = bindparam("now", type_=tenants.c.created_at.type)
+    tenant = (
+        module.insert(tenants)
+        .values(id=bindparam("tenant_id"), created_at=now)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    user = (
+        module.insert(users)
+        .values(
+            tenant_id=bindparam("tenant_id"), id=bindparam("user_id"), created_at=now
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+    )
+    interaction = (
+        module.insert(interactions)
+        .values(
+            id=bindparam("id"),
+            tenant_id=bindparam("tenant_id"),
+            user_id=bindparam("user_id"),
+            created_at=bindparam("created_at", type_=interactions.c.created_at.type),
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(interactions.c.id)
+    )
+    lock = select(
+        interactions.c.id,
+        interactions.c.tenant_id,
+        interactions.c.user_id,
+        interactions.c.created_at,
+    ).where(interactions.c.id == bindparam("id"))
+    if for_update:
+        lock = lock.with_for_update()
+    return _Statements(tenant, user, interaction, lock)
+
+
+_POSTGRESQL = _statements(postgresql, for_update=True)
+_SQLITE = _statements(sqlite, for_update=False)
 
 
 class UsageRepository:
@@ -39,48 +101,42 @@ class UsageRepository:
         module = postgresql if self._dialect() == "postgresql" else sqlite
         return module.insert(table)
 
+    def _statements(self) -> _Statements:
+        return _POSTGRESQL if self._dialect() == "postgresql" else _SQLITE
+
     async def ensure_user(self, tenant_id: str, user_id: str) -> None:
         """Create the tenant and user rows unless they exist."""
-        now = utcnow()
-        await self.session.execute(
-            self._insert(Tenant)
-            .values(id=tenant_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-        await self.session.execute(
-            self._insert(User)
-            .values(tenant_id=tenant_id, id=user_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
-        )
+        statements = self._statements()
+        connection = await self.session.connection()
+        params = {"tenant_id": tenant_id, "user_id": user_id, "now": utcnow()}
+        await connection.execute(statements.tenant, params)
+        await connection.execute(statements.user, params)
 
-    async def lock_interaction(self, interaction_id: str) -> Interaction | None:
+    async def lock_interaction(self, interaction_id: str) -> InteractionRow | None:
         """The interaction row, locked for update on PostgreSQL."""
-        result = await self.session.execute(
-            select(Interaction)
-            .where(Interaction.id == interaction_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            self._statements().lock_interaction, {"id": interaction_id}
         )
-        return result.scalar_one_or_none()
+        row = result.first()
+        return None if row is None else InteractionRow(*row)
 
     async def insert_interaction(
         self, interaction_id: str, tenant_id: str, user_id: str, created_at: datetime
     ) -> bool:
         """Insert unless it exists; True when this call created it."""
-        now = utcnow()
-        result = await self.session.execute(
-            self._insert(Interaction)
-            .values(
-                id=interaction_id,
-                tenant_id=tenant_id,
-                user_id=user_id,
-                created_at=created_at,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(Interaction.id)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            self._statements().interaction,
+            {
+                "id": interaction_id,
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "created_at": created_at,
+                "now": utcnow(),
+            },
         )
-        return result.scalar_one_or_none() is not None
+        return result.first() is not None
 
     async def move_interaction(
         self,
@@ -182,8 +238,12 @@ class UsageRepository:
                 UsageRecord.writer_tenant_id,
             ).where(UsageRecord.interaction_id == interaction_id)
         )
+        rows = records.all()
+        if not rows:
+            # Nothing to move, and the usage times stay NULL (no records).
+            return []
         moved: list[StoredRecord] = []
-        for record in records:
+        for record in rows:
             old_tenant, old_user = record.tenant_id, record.user_id
             if (old_tenant, old_user) == (tenant_id, user_id):
                 continue
@@ -242,14 +302,16 @@ class UsageRepository:
             # Two statements instead of one per interaction: lock the rows in
             # id order (concurrent batches share the interaction locks, so
             # their updates must not take rows in different orders), then
-            # update them all at once. GREATEST and LEAST skip NULLs.
-            await self.session.execute(
-                text(
-                    "SELECT 1 FROM interactions WHERE id = ANY(CAST(:ids AS text[]))"
-                    " ORDER BY id FOR UPDATE"
-                ),
-                {"ids": ids},
-            )
+            # update them all at once (one row needs no ordering). GREATEST
+            # and LEAST skip NULLs.
+            if len(ids) > 1:
+                await self.session.execute(
+                    text(
+                        "SELECT 1 FROM interactions"
+                        " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+                    ),
+                    {"ids": ids},
+                )
             await self.session.execute(
                 text(
                     "UPDATE interactions AS i"

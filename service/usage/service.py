@@ -13,13 +13,14 @@ from typing import Any
 
 from service.auth.principal import Principal
 from service.db.base import new_uuid, utcnow
-from service.db.models import Interaction, UsageRecord
+from service.db.models import UsageRecord
 from service.db.types import credits_text
 from service.errors import AppError, BadUserInput, Conflict, Forbidden
 from service.events import InteractionMoved, UsageRecorded
 from service.observability import metrics
 from service.uow import UnitOfWork
 from service.usage import rollups
+from service.usage.queries.models import InteractionRow
 from service.usage.records import (
     IngestOutcome,
     RecordOutcome,
@@ -52,7 +53,7 @@ class UsageService:
         tenant_id: str,
         user_id: str,
         created_at: datetime | None = None,
-    ) -> Interaction:
+    ) -> InteractionRow:
         """Map a Corti interaction to a tenant and user (moving its usage if needed)."""
         interaction_id = check_id("interactionId", interaction_id)
         tenant_id = check_id("tenantId", tenant_id)
@@ -68,16 +69,18 @@ class UsageService:
         ):
             raise Forbidden("usage of this interaction was written by another tenant")
         await repo.ensure_user(tenant_id, user_id)
+        created_at_or_now = created_at or utcnow()
         created = await repo.insert_interaction(
-            interaction_id, tenant_id, user_id, created_at or utcnow()
+            interaction_id, tenant_id, user_id, created_at_or_now
         )
-        row = await repo.lock_interaction(interaction_id)
-        assert row is not None  # inserted above or already there; never deleted
         new_owner = (tenant_id, user_id)
         if created:
+            # The row is what was just inserted (no read back).
             records = await repo.attribute_records(interaction_id, tenant_id, user_id)
             uow.raise_event(InteractionMoved(interaction_id, None, new_owner, records))
-            return row
+            return InteractionRow(interaction_id, tenant_id, user_id, created_at_or_now)
+        row = await repo.lock_interaction(interaction_id)
+        assert row is not None  # it was there; interactions are never deleted
         if not principal.sees_tenant(row.tenant_id):
             raise Forbidden("this interaction belongs to another tenant")
         old_owner = (row.tenant_id, row.user_id)
@@ -91,8 +94,9 @@ class UsageService:
                 uow.raise_event(
                     InteractionMoved(interaction_id, old_owner, new_owner, records)
                 )
-            row = await repo.lock_interaction(interaction_id)
-            assert row is not None
+            row = InteractionRow(
+                interaction_id, tenant_id, user_id, created_at or row.created_at
+            )
         return row
 
     async def record(
