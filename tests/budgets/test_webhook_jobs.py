@@ -111,7 +111,7 @@ async def test_500_and_hanging_receivers_get_the_same_delivery_again(
 ) -> None:
     before = sent("retried")
     async with receiver() as target:
-        # 500, hang past the 0.5 s delivery timeout, 503, then 200
+        # 500, hang past the 2 s delivery timeout, 503, then 200
         target.answers = [500, 0, 503]
         await register(db, "i1", "t1", "u1")
         hook = await endpoint(db, target.url, "t1")
