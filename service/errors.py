@@ -60,3 +60,19 @@ class BudgetExceeded(AppError):
     """An enforced budget's period is used up; the Corti call is refused."""
 
     code = "BUDGET_EXCEEDED"
+
+
+class Unavailable(AppError):
+    """A dependency (the database) is unreachable right now: retry shortly.
+
+    HTTP 503 with `Retry-After` when nothing of the request succeeded.
+    """
+
+    code = "UNAVAILABLE"
+    status = 503
+    retry_after = 1
+
+    def __init__(
+        self, message: str = "the database is unreachable right now; retry shortly"
+    ) -> None:
+        super().__init__(message, retryAfter=self.retry_after)

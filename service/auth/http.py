@@ -60,13 +60,13 @@ def http_status(error: AppError) -> int:
 
 
 def error_headers(error: AppError) -> dict[str, str]:
-    """WWW-Authenticate for 401, Retry-After for 429."""
+    """WWW-Authenticate for 401, Retry-After for 429 and 503."""
     status = http_status(error)
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     retry_after = error.extensions.get("retryAfter")
-    if status == 429 and retry_after is not None:
+    if status in (429, 503) and retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return headers
 

@@ -17,7 +17,8 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from service.errors import AppError
+from service.db.errors import database_unavailable, describe
+from service.errors import AppError, Unavailable
 
 log = logging.getLogger("service.graphql")
 
@@ -48,6 +49,19 @@ def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
         )
     if original is None and (error.extensions or {}).get("code"):
         return error
+    if original is not None and database_unavailable(original):
+        log.warning(
+            "database unavailable in %s: %s",
+            ".".join(str(p) for p in error.path or []) or "operation",
+            describe(original),
+        )
+        unavailable = Unavailable()
+        return GraphQLError(
+            unavailable.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={**unavailable.extensions, "code": unavailable.code},
+        )
     log.error(
         "unexpected error in %s",
         ".".join(str(p) for p in error.path or []) or "operation",

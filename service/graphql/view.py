@@ -29,8 +29,9 @@ from service.auth.http import (
 from service.auth.principal import Principal
 from service.config import Settings
 from service.dashboard import routes as dashboard
+from service.db.errors import database_unavailable, describe
 from service.db.session import Database
-from service.errors import AppError, Forbidden, Unauthenticated
+from service.errors import AppError, Forbidden, Unauthenticated, Unavailable
 from service.graphql.context import Context
 from service.graphql.http_body import (
     MalformedRequest,
@@ -155,8 +156,12 @@ class GraphQLView(GraphQL[Context, None]):
             request.state.sub_response = sub_response
         sub_response.status_code = status or http_status(error)
         sub_response.headers.update(error_headers(error))
-        if sub_response.status_code == 401 or not isinstance(error, MalformedRequest):
+        if sub_response.status_code == 401 or not isinstance(
+            error, (MalformedRequest, Unavailable)
+        ):
             # The body was not read: the client may still be sending it.
+            # (After a 503 the server discards it instead, within the body
+            # limits, so that a sender mid-upload reads the answer to retry.)
             sub_response.headers["Connection"] = "close"
         result = _failure(error.message, code=error.code, **error.extensions)
         data = await self.process_result(request, result)
@@ -256,11 +261,15 @@ class GraphQLView(GraphQL[Context, None]):
             principal = await authenticate_request(request, db, settings)
         except AppError as refused:
             error = refused
-        except Exception:
-            # E.g. the database is down: INTERNAL with a request id, like any
-            # unexpected error, rather than a bare 500 page.
-            log.exception("authentication failed")
-            principal, error = None, _internal(request_id)
+        except Exception as failure:
+            if database_unavailable(failure):
+                log.warning("authentication failed: %s", describe(failure))
+                principal, error = None, Unavailable()
+            else:
+                # INTERNAL with a request id, like any unexpected error,
+                # rather than a bare 500 page.
+                log.exception("authentication failed")
+                principal, error = None, _internal(request_id)
         context = Context(
             db=db,
             settings=settings,
@@ -303,7 +312,7 @@ class GraphQLView(GraphQL[Context, None]):
         timeout = context.settings.request_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                return await super().execute_operation(
+                result = await super().execute_operation(
                     request,
                     request_adapter,
                     request_data,
@@ -311,6 +320,10 @@ class GraphQLView(GraphQL[Context, None]):
                     root_value,
                     sub_response,
                 )
+            if isinstance(result, ExecutionResult) and _unavailable_only(result):
+                sub_response.status_code = 503
+                sub_response.headers["Retry-After"] = str(Unavailable.retry_after)
+            return result
         except TimeoutError:
             log.warning("request timed out", extra={"timeout_seconds": timeout})
             sub_response.status_code = 504
@@ -320,6 +333,20 @@ class GraphQLView(GraphQL[Context, None]):
                 code="INTERNAL",
                 requestId=context.request_id,
             )
+
+
+def _unavailable_only(result: ExecutionResult) -> bool:
+    """Nothing succeeded, and only because the database was unreachable.
+
+    Such an answer is HTTP 503 with Retry-After, so that proxies and senders
+    retry it; a partial success keeps its 200.
+    """
+    if not result.errors or any(
+        (error.extensions or {}).get("code") != Unavailable.code
+        for error in result.errors
+    ):
+        return False
+    return not result.data or all(value is None for value in result.data.values())
 
 
 def _internal(request_id: str) -> AppError:

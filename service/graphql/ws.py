@@ -2,7 +2,8 @@
 
 - The key is re-checked every `WS_KEY_RECHECK_SECONDS` and before each
   operation: once it is revoked, the socket closes with 4403 (ending every
-  subscription on it).
+  subscription on it). While the database is unreachable the periodic check
+  is deferred, so subscriptions outlive a database restart.
 - Only subscriptions run over the socket. Queries and mutations get an
   `error` message with BAD_USER_INPUT: over HTTP they are rate-limited,
   time-limited and size-limited, and the socket would skip those limits.
@@ -27,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from service.auth.http import check_rate, still_valid
+from service.db.errors import database_unavailable, describe
 from service.errors import AppError, BadUserInput
 from service.graphql.context import Context
 
@@ -77,7 +79,16 @@ class GuardedTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
         try:
             while True:
                 await asyncio.sleep(interval)
-                if not await self._key_active():
+                try:
+                    active = await self._key_active()
+                except Exception as error:
+                    if not database_unavailable(error):
+                        raise
+                    # The key cannot be revoked while the database is down
+                    # either: keep the socket, check again next time.
+                    log.warning("websocket key re-check deferred: %s", describe(error))
+                    continue
+                if not active:
                     await self._close_revoked()
                     return
         except asyncio.CancelledError:

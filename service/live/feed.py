@@ -25,8 +25,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy import ARRAY, Text, bindparam, column, func, select
 
+from service.db.errors import database_unavailable, describe
 from service.db.session import Database
-from service.errors import AppError
+from service.errors import AppError, Unavailable
 from service.events import RecordFacts
 from service.live.events import UsageEvent, parse_payload, payloads
 from service.observability.metrics import LIVE_SUBSCRIBERS
@@ -37,16 +38,16 @@ CHANNEL = "usage_recorded"
 QUEUE_SIZE = 1000
 LISTEN_READY_TIMEOUT = 10.0
 HEALTH_CHECK_SECONDS = 30.0
-RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# Short, so the feed is back within about 2 s of the database (one connection
+# attempt per wait and process costs next to nothing).
+RECONNECT_SECONDS = (0.25, 0.5, 1.0, 2.0)
 
 # Running feeds by database, for in-process delivery on SQLite.
 _FEEDS: dict[str, set[UsageFeed]] = defaultdict(set)
 
 
-class LiveUnavailable(AppError):
+class LiveUnavailable(Unavailable):
     """The feed cannot listen for events (database unreachable)."""
-
-    code = "INTERNAL"
 
 
 class SubscriberTooSlow(AppError):
@@ -185,7 +186,8 @@ class _PostgresListener:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - reconnect on any failure
-                log.warning("usage feed listener lost its connection: %r", error)
+                if failures == 0:  # once per outage, not per attempt
+                    log.warning("usage feed listener lost its connection: %r", error)
             self.ready.clear()
             if self.stopping:
                 return
@@ -244,8 +246,15 @@ async def publish_usage(records: Sequence[RecordFacts], db: Database) -> None:
         for feed in _FEEDS.get(_database_key(db), ()):
             if feed.subscriber_count():
                 feed.deliver(events)
-    except Exception:  # publishing must not fail the write
-        log.exception("could not publish %d usage record(s)", len(records))
+    except Exception as error:  # publishing must not fail the write
+        if database_unavailable(error):
+            log.warning(
+                "could not publish %d usage record(s): %s",
+                len(records),
+                describe(error),
+            )
+        else:
+            log.exception("could not publish %d usage record(s)", len(records))
 
 
 def _events(records: Sequence[RecordFacts]) -> list[UsageEvent]:

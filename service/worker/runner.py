@@ -19,14 +19,16 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
+from itertools import chain, repeat
 from typing import Any
 
 from service import domains
 from service.config import Settings
 from service.corti import CortiClient
 from service.db.base import utcnow
+from service.db.errors import database_unavailable, describe
 from service.db.session import Database
 from service.errors import AppError
 from service.jobs import queue, registry
@@ -46,7 +48,8 @@ from service.uow import unit_of_work
 
 log = logging.getLogger("service.worker")
 
-# Waits between tries of a job's finishing transaction when the database fails.
+# Waits between tries of a job's finishing transaction when the database fails
+# (the last repeats for about a lease, see Worker._commit_delays).
 COMMIT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -132,8 +135,8 @@ class Worker:
                 lease_seconds=self.lease_seconds,
                 kinds=tuple(registry.KINDS),
             )
-        except Exception:
-            log.exception("claiming jobs failed; trying again")
+        except Exception as error:  # noqa: BLE001 - logged by _log_failure
+            _log_failure("claiming jobs failed; trying again", error)
             return []
 
     def _start(self, job: ClaimedJob) -> None:
@@ -158,8 +161,8 @@ class Worker:
                 kept = await queue.renew(
                     self.db, [job.lease for job in held], self.lease_seconds
                 )
-            except Exception:
-                log.exception("renewing leases failed; trying again")
+            except Exception as error:  # noqa: BLE001 - logged by _log_failure
+                _log_failure("renewing leases failed; trying again", error)
                 continue
             for job in held:
                 entry = self._running.get(job.id)
@@ -207,8 +210,8 @@ class Worker:
             try:
                 if await enqueue_due(self.db, schedule, now):
                     enqueued.append(schedule.name)
-            except Exception:
-                log.exception("scheduling %s failed; trying again", schedule.name)
+            except Exception as error:  # noqa: BLE001 - logged by _log_failure
+                _log_failure(f"scheduling {schedule.name} failed; trying again", error)
                 continue
             self._next_due[schedule.name] = next_due(schedule, now)
         return enqueued
@@ -239,6 +242,10 @@ class Worker:
             await self._retry(job, spec, error.reason, error.note, error.delay)
             return
         except Exception as error:
+            if database_unavailable(error):
+                _log_failure(f"job {job.id}: attempt interrupted", error)
+                await self._retry(job, spec, "the database was unreachable")
+                return
             log.exception("job %s: unexpected error", job.id)
             await self._retry(job, spec, f"internal error ({type(error).__name__})")
             return
@@ -259,7 +266,7 @@ class Worker:
         """
         job = ctx.job
         self._finishing.add(job.id)
-        for delay in (*COMMIT_RETRY_DELAYS, None):
+        for delay in self._commit_delays():
             try:
                 async with unit_of_work(self.db) as uow:
                     ending = await result.write(uow, ctx) if result else Ending()
@@ -277,8 +284,8 @@ class Worker:
             except AppError as error:
                 await self._end(job, f"the ledger refused the result: {error.message}")
                 return
-            except Exception:
-                log.exception("job %s: could not record its result", job.id)
+            except Exception as error:  # noqa: BLE001 - logged by _log_failure
+                _log_failure(f"job {job.id}: could not record its result", error)
                 if delay is None:
                     await self._retry(job, spec, "could not record the result")
                     return
@@ -288,6 +295,21 @@ class Worker:
         self.finished += 1
         JOB_ATTEMPTS.labels(kind=job.kind, outcome="succeeded").inc()
         log.info("job %s (%s) finished", job.id, job.kind)
+
+    def _commit_delays(self) -> Iterator[float | None]:
+        """Waits between tries of a finishing transaction, then None (give up).
+
+        Growing, then every 8 s, for about one lease: within its lease the job
+        is still ours (the renewal task extends it once the database is back),
+        and past it another worker's claim fences this one out (LeaseLost).
+        """
+        waited = 0.0
+        for delay in chain(COMMIT_RETRY_DELAYS, repeat(COMMIT_RETRY_DELAYS[-1])):
+            if waited >= self.lease_seconds:
+                break
+            yield delay
+            waited += delay
+        yield None
 
     async def _retry(
         self,
@@ -316,19 +338,38 @@ class Worker:
             delay,
         )
         await self._write(
-            queue.retry_later(self.db, job.lease, error, job.state, delay)
+            lambda: queue.retry_later(self.db, job.lease, error, job.state, delay)
         )
 
     async def _end(self, job: ClaimedJob, error: str) -> None:
         JOB_ATTEMPTS.labels(kind=job.kind, outcome="failed").inc()
         log.warning("job %s failed: %s", job.id, error)
-        await self._write(queue.fail(self.db, job.lease, error, job.state))
+        await self._write(lambda: queue.fail(self.db, job.lease, error, job.state))
 
-    async def _write(self, write: Awaitable[Any]) -> None:
-        """A queue update whose failure only means the lease will run out."""
-        try:
-            await write
-        except LeaseLost:
-            log.warning("lease lost before the job's outcome was saved")
-        except Exception:
-            log.exception("saving a job's outcome failed; its lease will run out")
+    async def _write(self, write: Callable[[], Awaitable[Any]]) -> None:
+        """A queue update; tried again while the database is unreachable.
+
+        Giving up only means the lease runs out and the job runs again later.
+        """
+        for delay in self._commit_delays():
+            try:
+                await write()
+            except LeaseLost:
+                log.warning("lease lost before the job's outcome was saved")
+            except Exception as error:  # noqa: BLE001 - logged by _log_failure
+                if delay is not None and database_unavailable(error):
+                    _log_failure("saving a job's outcome failed; trying again", error)
+                    await asyncio.sleep(delay)
+                    continue
+                _log_failure(
+                    "saving a job's outcome failed; its lease will run out", error
+                )
+            return
+
+
+def _log_failure(message: str, error: BaseException) -> None:
+    """A traceback for bugs; one line while the database is unreachable."""
+    if database_unavailable(error):
+        log.warning("%s (database unavailable: %s)", message, describe(error))
+    else:
+        log.error(message, exc_info=error)
