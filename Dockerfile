@@ -9,10 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 # The service only: tests, bench/ and the Corti sandbox (sandbox/) stay out of the image.
+# Exactly the locked versions (requirements/service.lock, hash-checked), then the
+# service itself without resolving anything anew.
+COPY requirements/service.lock ./requirements/
+RUN pip install --no-compile --require-hashes -r requirements/service.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY alembic ./alembic
-RUN pip install --no-compile . \
+RUN pip install --no-compile --no-deps --no-build-isolation . \
+    && pip check \
     && useradd --system --uid 10001 --home-dir /app app \
     && mkdir -p /data /app/var \
     && chown app /data /app/var
