@@ -66,6 +66,10 @@ def _uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "log_config": None,
         "access_log": False,
         "proxy_headers": False,
+        # SIGTERM: stop accepting, let requests in flight finish (this long at most),
+        # close websockets (1012), then the lifespan shutdown closes the live feed and
+        # the database pool.
+        "timeout_graceful_shutdown": get_settings().shutdown_timeout_seconds,
     }
 
 
