@@ -1,4 +1,4 @@
-"""Command line: serve, worker, migrate, keys, corti-sandbox."""
+"""Command line: serve, worker, migrate, keys, demo, corti-sandbox."""
 
 from __future__ import annotations
 
@@ -136,6 +136,12 @@ def _worker(args: argparse.Namespace) -> None:
     worker_main(args.rest)
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from service.demo import main as demo_main
+
+    demo_main(args.rest)
+
+
 def _sandbox(args: argparse.Namespace) -> None:
     # The sandbox is a development tool in its own distribution (sandbox/),
     # absent from the service's package and image: imported only here, by name.
@@ -189,13 +195,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "worker", help="run the background worker", add_help=False
     )
     worker.set_defaults(run=_worker)
+    demo = commands.add_parser(
+        "demo", help="fill an empty database with sample usage", add_help=False
+    )
+    demo.set_defaults(run=_demo)
     sandbox = commands.add_parser(
         "corti-sandbox", help="run the local Corti stand-in", add_help=False
     )
     sandbox.set_defaults(run=_sandbox)
 
     args, rest = parser.parse_known_args(argv)
-    if args.command not in ("worker", "corti-sandbox") and rest:
+    if args.command not in ("worker", "corti-sandbox", "demo") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     args.run(args)
