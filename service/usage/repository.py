@@ -157,30 +157,55 @@ class UsageRepository:
             update(Interaction).where(Interaction.id == interaction_id).values(**values)
         )
 
-    async def foreign_writers(self, interaction_id: str, tenant_id: str) -> bool:
-        """Whether a key bound to another tenant wrote usage for this interaction."""
-        result = await self.session.execute(
-            select(UsageRecord.id)
-            .where(
-                UsageRecord.interaction_id == interaction_id,
-                UsageRecord.writer_tenant_id.is_not(None),
-                UsageRecord.writer_tenant_id != tenant_id,
+    async def pinned_elsewhere(
+        self, interaction_ids: Sequence[str], tenant_id: str
+    ) -> set[str]:
+        """Which of `interaction_ids` have usage written by a key bound to
+        another tenant (pins, while they are unregistered)."""
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
+            result = await self.session.execute(
+                select(UsageRecord.interaction_id)
+                .where(
+                    UsageRecord.interaction_id.in_(chunk),
+                    UsageRecord.writer_tenant_id.is_not(None),
+                    UsageRecord.writer_tenant_id != tenant_id,
+                )
+                .distinct()
             )
-            .limit(1)
-        )
-        return result.first() is not None
+            found.update(i for i in result.scalars() if i is not None)
+        return found
 
     async def lock_interactions(
-        self, interaction_ids: Sequence[str], *, shared: bool = False
+        self,
+        interaction_ids: Sequence[str],
+        *,
+        shared: bool = False,
+        exclusive: Sequence[str] = (),
     ) -> None:
         """Per-interaction transaction locks (PostgreSQL), taken in one fixed order.
 
         Record inserts take them shared, (re-)registrations exclusive: a
         record's copy of its owner cannot miss a concurrent registration, while
-        batches for the same interactions still run side by side. SQLite needs
-        none: BEGIN IMMEDIATE serialises writers.
+        batches for the same interactions still run side by side. With
+        `shared`, the ids in `exclusive` are still locked exclusively (a bound
+        key's usage on an unregistered interaction: two tenants' keys must not
+        both pin it). SQLite needs none: BEGIN IMMEDIATE serialises writers.
         """
         if self._dialect() != "postgresql" or not interaction_ids:
+            return
+        if shared and exclusive:
+            await self.session.execute(
+                text(
+                    "SELECT CASE WHEN e THEN pg_advisory_xact_lock(k)::text"
+                    " ELSE pg_advisory_xact_lock_shared(k)::text END FROM ("
+                    " SELECT hashtextextended(x, 0) AS k,"
+                    " bool_or(x = ANY(CAST(:exclusive AS text[]))) AS e"
+                    " FROM unnest(CAST(:ids AS text[])) AS x"
+                    " GROUP BY 1 ORDER BY 1) AS keys"
+                ),
+                {"ids": list(interaction_ids), "exclusive": list(exclusive)},
+            )
             return
         function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await self.session.execute(

@@ -32,6 +32,11 @@ from service.usage.repository import UsageRepository
 from service.validation import check_created_at, check_credits, check_id
 
 MAX_BATCH = 10_000
+# What a tenant-bound key hears for any interaction it may not touch, whether
+# it is registered to another tenant or, unregistered, pinned to one by usage
+# that tenant's key wrote: the same code and words, so the answer says "taken"
+# and never by whom or how (README, "Interaction ids are first come, first served").
+TAKEN = "this interaction belongs to another tenant"
 
 
 def _prefixed(prefix: str, error: AppError) -> AppError:
@@ -64,10 +69,14 @@ class UsageService:
         principal.require_tenant(tenant_id)
         repo = UsageRepository(uow.session)
         await repo.lock_interactions([interaction_id])
-        if principal.tenant_id is not None and await repo.foreign_writers(
-            interaction_id, tenant_id
+        # Registered: its tenant's. Unregistered: pinned to the tenant whose
+        # bound key wrote usage for it. Either way one answer (see TAKEN).
+        if principal.tenant_id is not None and await repo.pinned_elsewhere(
+            [interaction_id], principal.tenant_id
         ):
-            raise Forbidden("usage of this interaction was written by another tenant")
+            pinned = await repo.lock_interaction(interaction_id)
+            if pinned is None or not principal.sees_tenant(pinned.tenant_id):
+                raise Forbidden(TAKEN)
         await repo.ensure_user(tenant_id, user_id)
         created_at_or_now = created_at or utcnow()
         created = await repo.insert_interaction(
@@ -82,7 +91,7 @@ class UsageService:
         row = await repo.lock_interaction(interaction_id)
         assert row is not None  # it was there; interactions are never deleted
         if not principal.sees_tenant(row.tenant_id):
-            raise Forbidden("this interaction belongs to another tenant")
+            raise Forbidden(TAKEN)
         old_owner = (row.tenant_id, row.user_id)
         moved = old_owner != new_owner
         if moved or (created_at is not None and created_at != row.created_at):
@@ -166,13 +175,23 @@ class UsageService:
             {r["interaction_id"] for r in rows if r["interaction_id"] is not None}
         )
         # Serialises with (re-)registration of the same interactions, so the
-        # owner copied onto each record is the one committed with it.
-        await repo.lock_interactions(interaction_ids, shared=True)
+        # owner copied onto each record is the one committed with it. A bound
+        # key's usage can pin an unregistered interaction, so those are locked
+        # exclusively (one tenant's pin is decided before another's check).
+        exclusive: list[str] = []
+        if principal.tenant_id is not None and interaction_ids:
+            known = await repo.interaction_owners(interaction_ids)
+            exclusive = [i for i in interaction_ids if i not in known]
+        await repo.lock_interactions(interaction_ids, shared=True, exclusive=exclusive)
         owners = await repo.interaction_owners(interaction_ids)
         if principal.tenant_id is not None:
-            self._check_tenants(
-                {i: owner[0] for i, owner in owners.items()}, batch, principal, single
-            )
+            tenants = {i: owner[0] for i, owner in owners.items()}
+            unregistered = [i for i in interaction_ids if i not in owners]
+            for pinned in await repo.pinned_elsewhere(
+                unregistered, principal.tenant_id
+            ):
+                tenants[pinned] = ""  # no tenant a bound key sees
+            self._check_tenants(tenants, batch, principal, single)
         # Usage attributed directly: its tenant and user exist from then on
         # (created like registerInteraction creates them).
         for tenant_id, user_id in sorted(
@@ -265,7 +284,7 @@ class UsageService:
                 continue  # a direct owner was checked with the input
             owner = tenants.get(usage.interaction_id)
             if owner is not None and not principal.sees_tenant(owner):
-                error = Forbidden("this interaction belongs to another tenant")
+                error = Forbidden(TAKEN)
                 raise error if single else _prefixed(f"records[{index}]", error)
 
     async def _check_existing(
