@@ -23,7 +23,13 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     configure(settings.log_level)
-    uvicorn.run(create_app(settings), **_uvicorn_options(args))
+    from service.http_protocol import HeaderTimeoutProtocol
+
+    uvicorn.run(
+        create_app(settings),
+        http=HeaderTimeoutProtocol.with_timeout(settings.header_read_timeout_seconds),
+        **_uvicorn_options(args),
+    )
 
 
 def _serve_many(args: argparse.Namespace) -> None:
@@ -52,6 +58,8 @@ def _serve_many(args: argparse.Namespace) -> None:
             "service.app:create_worker_app",
             factory=True,
             workers=args.workers,
+            # Each process reads HEADER_READ_TIMEOUT_SECONDS from the environment.
+            http="service.http_protocol:HeaderTimeoutProtocol",
             **_uvicorn_options(args),
         )
     finally:

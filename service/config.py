@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     ws_key_recheck_seconds: float = 5.0
     # A request body that brings no bytes for this long is answered 408.
     body_read_timeout_seconds: float = 10.0
+    # A request line and headers not complete this long after the connection opened
+    # (or after the request's first byte, on a keep-alive connection) get 408.
+    header_read_timeout_seconds: float = 10.0
     # After SIGTERM: how long requests in flight may take to finish (the listener is
     # closed at once) before their connections are closed and the process exits.
     shutdown_timeout_seconds: float = 60.0

@@ -178,7 +178,7 @@ class BodyTimeout:
     Bounds half-sent requests (slowloris bodies): each read of the body must
     bring data within `idle` seconds, and a JSON body must be complete within
     `total` seconds (uploads, which may be large, only have the idle bound).
-    Header timeouts are the front proxy's job (uvicorn has none; see README).
+    Request heads are bounded by service/http_protocol.py.
     """
 
     def __init__(self, app: ASGIApp, idle: float, total: float) -> None:
