@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench import processes
+from bench.config import ROOT
 from service.db.session import Database
 from service.demo import REFUSED, TENANTS, plan
 from tests.fixtures.app import make_key
-from tests.ops import processes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -35,7 +36,7 @@ async def _demo(*args: str, env: dict[str, str]) -> tuple[int, str]:
         "service",
         "demo",
         *args,
-        cwd=processes.ROOT,
+        cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -20,11 +20,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bench import processes
 from service.db.models import Interaction, UsageRecord
 from service.db.session import Database
 from tests.fixtures.app import make_key
 from tests.fixtures.operations import REGISTER, TRANSCRIPT
-from tests.ops import processes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench import processes
 from corti_sandbox.testing import SandboxControl, SandboxServer
 from service.db.session import Database
 from tests.fixtures.app import free_port, make_key
 from tests.fixtures.seed import REGISTER
-from tests.ops import processes
 from tests.ops.metrics_text import Scrape
 from tests.worker.helpers import DOCUMENT
 

@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench import processes
 from corti_sandbox.testing import SandboxControl, SandboxServer
 from service.config import Settings
 from service.db.session import Database
 from tests.fixtures.app import make_key, start_server, stop_server
-from tests.ops import processes
 from tests.worker.helpers import CREATE, DOCUMENT, JOB
 
 

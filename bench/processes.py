@@ -1,4 +1,4 @@
-"""Service processes for operations tests: `serve` and `worker` as a user runs them."""
+"""Service processes as a user runs them: `serve`, `worker`, `corti-sandbox`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.fixtures.app import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench.config import ROOT
+from bench.server import free_port
 
 
 @dataclass
