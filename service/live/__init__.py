@@ -1,5 +1,5 @@
-"""Live usage updates: published after commit (`UsageRecorded`), subscribed per tenant."""
+"""Live usage updates: announced by every write of `UsageRecorded`, subscribed per tenant."""
 
-from service.live.feed import UsageFeed, publish_usage, running_feeds
+from service.live.feed import UsageFeed, publish_here, running_feeds
 
-__all__ = ["UsageFeed", "publish_usage", "running_feeds"]
+__all__ = ["UsageFeed", "publish_here", "running_feeds"]

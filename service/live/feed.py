@@ -1,11 +1,13 @@
 """Live usage: committers publish, subscribers of any API process receive.
 
-`publish_usage` runs after the commit of every unit of work that raised
-`UsageRecorded` (service/live/handlers.py). On PostgreSQL it sends `NOTIFY usage_recorded` and every API
-process's `UsageFeed` listens on a dedicated asyncpg connection, so a record
-written by any process (API or worker) reaches the subscribers of all of them.
-On SQLite, which has no notifications, events reach the feeds of the
-publishing process only (`publish_usage` finds them by database URL).
+Every unit of work that raises `UsageRecorded` announces its records
+(service/live/handlers.py). On PostgreSQL `notify_in_transaction` sends
+`NOTIFY usage_recorded` inside the writing transaction, which PostgreSQL
+delivers at commit (and never for a rollback); every API process's `UsageFeed`
+listens on a dedicated asyncpg connection, so a record written by any process
+(API or worker) reaches the subscribers of all of them. On SQLite, which has
+no notifications, `publish_here` hands the events to the feeds of the
+committing process only, after the commit (it finds them by database URL).
 
 Delivery is at most once, within milliseconds of the commit: a subscriber
 that falls `QUEUE_SIZE` events behind is ended with an error (resubscribe and
@@ -23,9 +25,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, Text, bindparam, column, func, select
+from sqlalchemy import ARRAY, Executable, Text, bindparam, column, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.errors import database_unavailable, describe
 from service.db.session import Database
 from service.errors import AppError, Unavailable
 from service.events import RecordFacts
@@ -219,41 +221,51 @@ def running_feeds() -> list[UsageFeed]:
     return [feed for feeds in _FEEDS.values() for feed in feeds]
 
 
-async def publish_usage(records: Sequence[RecordFacts], db: Database) -> None:
-    """Announce committed usage records to live subscribers (after commit).
+def notify_statement(events: Sequence[UsageEvent]) -> Executable:
+    """One `pg_notify` per event in one statement (one round trip for a batch)."""
+    return select(func.pg_notify(CHANNEL, column("p"))).select_from(
+        func.unnest(bindparam("payloads", list(payloads(events)), ARRAY(Text))).alias(
+            "p"
+        )
+    )
 
-    `db` is the database the records were committed to. Each event names the
-    tenant copied onto the record when it was written (under the
-    interaction's lock, see UsageService), so nothing is read back; records
-    of interactions not registered yet have no tenant and are not announced.
-    Never raises: the records are stored whether or not anyone hears of them.
+
+async def notify_in_transaction(
+    records: Sequence[RecordFacts], session: AsyncSession
+) -> None:
+    """Queue the NOTIFY of `records` in the writing transaction (PostgreSQL).
+
+    PostgreSQL delivers it when, and only if, the transaction commits, so the
+    write costs no second transaction and no extra connection checkout, and a
+    rolled-back write announces nothing. Each event names the tenant copied
+    onto the record when it was written (under the interaction's lock, see
+    UsageService), so nothing is read back; records of interactions not
+    registered yet have no tenant and are not announced.
     """
+    events = _events(records)
+    if events:
+        await session.execute(notify_statement(events))
+
+
+def publish_here(records: Sequence[RecordFacts], db: Database) -> None:
+    """Deliver committed `records` to this process's feeds (SQLite: no NOTIFY).
+
+    `db` is the database the records were committed to; feeds are found by
+    its URL. Never raises: the records are stored whether or not anyone hears
+    of them.
+    """
+    feeds = [
+        feed for feed in _FEEDS.get(_database_key(db), ()) if feed.subscriber_count()
+    ]
+    if not feeds:
+        return
     events = _events(records)
     if not events:
         return
-    try:
-        if db.dialect == "postgresql":
-            # One round trip for every payload of the batch.
-            async with db.engine.begin() as conn:
-                await conn.execute(
-                    select(func.pg_notify(CHANNEL, column("p"))).select_from(
-                        func.unnest(
-                            bindparam("payloads", list(payloads(events)), ARRAY(Text))
-                        ).alias("p")
-                    )
-                )
-            return
-        for feed in _FEEDS.get(_database_key(db), ()):
-            if feed.subscriber_count():
-                feed.deliver(events)
-    except Exception as error:  # publishing must not fail the write
-        if database_unavailable(error):
-            log.warning(
-                "could not publish %d usage record(s): %s",
-                len(records),
-                describe(error),
-            )
-        else:
+    for feed in feeds:
+        try:
+            feed.deliver(events)
+        except Exception:  # publishing must not fail the write
             log.exception("could not publish %d usage record(s)", len(records))
 
 

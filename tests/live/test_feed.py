@@ -136,6 +136,53 @@ async def test_worker_process_publishes_with_its_own_database(
         await worker_db.dispose()
 
 
+async def test_rolled_back_usage_is_not_announced(
+    server: Server, database_url: str, gql: GraphQLClient, admin_key: str
+) -> None:
+    """The announcement commits with the records (PostgreSQL: NOTIFY in the transaction)."""
+    await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
+    writer = Database.from_url(database_url)
+
+    def record(external_id: str) -> UsageRecord:
+        now = datetime.now(UTC)
+        return UsageRecord(
+            id=uuid.uuid4(),
+            source="STREAM",
+            external_id=external_id,
+            interaction_id="int-1",
+            credits=Decimal("1"),
+            created_at=now,
+            received_at=now,
+            tenant_id="t1",
+            user_id="u1",
+        )
+
+    class Abort(Exception):
+        pass
+
+    try:
+        async with socket(server.url, bearer(admin_key)) as ws:
+            await ws.subscribe(USAGE_RECORDED, {"t": "t1"})
+            await subscribed("t1")
+            with pytest.raises(Abort):
+                async with unit_of_work(writer) as uow:
+                    rolled_back = record("rolled-back")
+                    uow.session.add(rolled_back)
+                    uow.raise_event(UsageRecorded([rolled_back]))
+                    # The in-transaction handlers (the NOTIFY) run before the
+                    # commit; fail after them, as a later handler's error would.
+                    await uow._run_in_transaction()
+                    raise Abort
+            async with unit_of_work(writer) as uow:
+                control = record("control")
+                uow.session.add(control)
+                uow.raise_event(UsageRecorded([control]))
+            message = await ws.receive(seconds=1.0)
+        assert message["payload"]["data"]["usageRecorded"]["externalId"] == "control"
+    finally:
+        await writer.dispose()
+
+
 @postgresql_only
 async def test_listener_reconnects(
     server: Server, database_url: str, gql: GraphQLClient, admin_key: str
