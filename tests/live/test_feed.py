@@ -150,7 +150,7 @@ async def test_rolled_back_usage_is_not_announced(
             source="STREAM",
             external_id=external_id,
             interaction_id="int-1",
-            credits=Decimal("1"),
+            credits=Decimal(1),
             created_at=now,
             received_at=now,
             tenant_id="t1",
@@ -160,19 +160,22 @@ async def test_rolled_back_usage_is_not_announced(
     class Abort(Exception):
         pass
 
+    async def write_and_abort() -> None:
+        async with unit_of_work(writer) as uow:
+            rolled_back = record("rolled-back")
+            uow.session.add(rolled_back)
+            uow.raise_event(UsageRecorded([rolled_back]))
+            # The in-transaction handlers (the NOTIFY) run before the commit;
+            # fail after them, as a later handler's error would.
+            await uow._run_in_transaction()
+            raise Abort
+
     try:
         async with socket(server.url, bearer(admin_key)) as ws:
             await ws.subscribe(USAGE_RECORDED, {"t": "t1"})
             await subscribed("t1")
             with pytest.raises(Abort):
-                async with unit_of_work(writer) as uow:
-                    rolled_back = record("rolled-back")
-                    uow.session.add(rolled_back)
-                    uow.raise_event(UsageRecorded([rolled_back]))
-                    # The in-transaction handlers (the NOTIFY) run before the
-                    # commit; fail after them, as a later handler's error would.
-                    await uow._run_in_transaction()
-                    raise Abort
+                await write_and_abort()
             async with unit_of_work(writer) as uow:
                 control = record("control")
                 uow.session.add(control)
