@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, select, text, tuple_
+from sqlalchemy import bindparam, delete, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,18 @@ def lock_key(*parts: object) -> int:
     """A signed 64-bit key for pg_advisory_xact_lock, from any parts."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+# Built once: every usage write runs it (the alert decision).
+_OF_OWNERS = select(Budget).where(
+    Budget.tenant_id.in_(bindparam("tenants", expanding=True)),
+    or_(
+        Budget.user_key == "",
+        tuple_(Budget.tenant_id, Budget.user_key).in_(
+            bindparam("pairs", expanding=True)
+        ),
+    ),
+)
 
 
 class BudgetRepository:
@@ -110,13 +122,7 @@ class BudgetRepository:
         tenants = sorted({t for t, _ in owners})
         pairs = sorted(set(owners))
         rows = await self.session.execute(
-            select(Budget).where(
-                Budget.tenant_id.in_(tenants),
-                or_(
-                    Budget.user_key == "",
-                    tuple_(Budget.tenant_id, Budget.user_key).in_(pairs),
-                ),
-            )
+            _OF_OWNERS, {"tenants": tenants, "pairs": pairs}
         )
         return list(rows.scalars())
 

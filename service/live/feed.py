@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, Executable, Text, bindparam, column, func, select
+from sqlalchemy import ARRAY, Text, bindparam, column, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.session import Database
@@ -221,13 +221,11 @@ def running_feeds() -> list[UsageFeed]:
     return [feed for feeds in _FEEDS.values() for feed in feeds]
 
 
-def notify_statement(events: Sequence[UsageEvent]) -> Executable:
-    """One `pg_notify` per event in one statement (one round trip for a batch)."""
-    return select(func.pg_notify(CHANNEL, column("p"))).select_from(
-        func.unnest(bindparam("payloads", list(payloads(events)), ARRAY(Text))).alias(
-            "p"
-        )
-    )
+# One `pg_notify` per payload in one statement (one round trip for a batch);
+# built once.
+_NOTIFY = select(func.pg_notify(CHANNEL, column("p"))).select_from(
+    func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p")
+)
 
 
 async def notify_in_transaction(
@@ -244,7 +242,7 @@ async def notify_in_transaction(
     """
     events = _events(records)
     if events:
-        await session.execute(notify_statement(events))
+        await session.execute(_NOTIFY, {"payloads": list(payloads(events))})
 
 
 def publish_here(records: Sequence[RecordFacts], db: Database) -> None:

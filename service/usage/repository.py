@@ -88,6 +88,43 @@ _POSTGRESQL = _statements(postgresql, for_update=True)
 _SQLITE = _statements(sqlite, for_update=False)
 
 
+# Built once (text() parses its bind parameters; select() builds its
+# expression tree): the record path runs these on every write.
+_LOCK_MIXED = text(
+    "SELECT CASE WHEN e THEN pg_advisory_xact_lock(k)::text"
+    " ELSE pg_advisory_xact_lock_shared(k)::text END FROM ("
+    " SELECT hashtextextended(x, 0) AS k,"
+    " bool_or(x = ANY(CAST(:exclusive AS text[]))) AS e"
+    " FROM unnest(CAST(:ids AS text[])) AS x"
+    " GROUP BY 1 ORDER BY 1) AS keys"
+)
+_LOCK_SHARED, _LOCK_EXCLUSIVE = (
+    text(
+        f"SELECT {function}(k) FROM ("
+        " SELECT DISTINCT hashtextextended(x, 0) AS k"
+        " FROM unnest(CAST(:ids AS text[])) AS x ORDER BY 1) AS keys"
+    )
+    for function in ("pg_advisory_xact_lock_shared", "pg_advisory_xact_lock")
+)
+_OWNERS = select(Interaction.id, Interaction.tenant_id, Interaction.user_id).where(
+    Interaction.id.in_(bindparam("ids", expanding=True))
+)
+_LOCK_SPAN_ROWS = text(
+    "SELECT 1 FROM interactions"
+    " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+)
+_WIDEN_SPAN = text(
+    "UPDATE interactions AS i"
+    " SET last_usage_at = GREATEST(i.last_usage_at, v.last),"
+    " first_usage_at = LEAST(i.first_usage_at, v.first)"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]),"
+    " CAST(:firsts AS timestamptz[])) AS v(id, last, first)"
+    " WHERE i.id = v.id AND (i.last_usage_at IS NULL"
+    " OR i.last_usage_at < v.last OR i.first_usage_at IS NULL"
+    " OR i.first_usage_at > v.first)"
+)
+
+
 class UsageRepository:
     """SQL for registering interactions and inserting usage records."""
 
@@ -196,25 +233,12 @@ class UsageRepository:
             return
         if shared and exclusive:
             await self.session.execute(
-                text(
-                    "SELECT CASE WHEN e THEN pg_advisory_xact_lock(k)::text"
-                    " ELSE pg_advisory_xact_lock_shared(k)::text END FROM ("
-                    " SELECT hashtextextended(x, 0) AS k,"
-                    " bool_or(x = ANY(CAST(:exclusive AS text[]))) AS e"
-                    " FROM unnest(CAST(:ids AS text[])) AS x"
-                    " GROUP BY 1 ORDER BY 1) AS keys"
-                ),
+                _LOCK_MIXED,
                 {"ids": list(interaction_ids), "exclusive": list(exclusive)},
             )
             return
-        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await self.session.execute(
-            text(
-                f"SELECT {function}(k) FROM ("
-                " SELECT DISTINCT hashtextextended(x, 0) AS k"
-                " FROM unnest(CAST(:ids AS text[])) AS x ORDER BY 1) AS keys"
-            ),
-            {"ids": list(interaction_ids)},
+            _LOCK_SHARED if shared else _LOCK_EXCLUSIVE, {"ids": list(interaction_ids)}
         )
 
     async def interaction_owners(
@@ -223,11 +247,7 @@ class UsageRepository:
         """(tenant, user) of every registered interaction among `interaction_ids`."""
         found: dict[str, tuple[str, str]] = {}
         for chunk in chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
-            result = await self.session.execute(
-                select(
-                    Interaction.id, Interaction.tenant_id, Interaction.user_id
-                ).where(Interaction.id.in_(chunk))
-            )
+            result = await self.session.execute(_OWNERS, {"ids": chunk})
             found.update({row.id: (row.tenant_id, row.user_id) for row in result})
         return found
 
@@ -330,24 +350,9 @@ class UsageRepository:
             # update them all at once (one row needs no ordering). GREATEST
             # and LEAST skip NULLs.
             if len(ids) > 1:
-                await self.session.execute(
-                    text(
-                        "SELECT 1 FROM interactions"
-                        " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
-                    ),
-                    {"ids": ids},
-                )
+                await self.session.execute(_LOCK_SPAN_ROWS, {"ids": ids})
             await self.session.execute(
-                text(
-                    "UPDATE interactions AS i"
-                    " SET last_usage_at = GREATEST(i.last_usage_at, v.last),"
-                    " first_usage_at = LEAST(i.first_usage_at, v.first)"
-                    " FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]),"
-                    " CAST(:firsts AS timestamptz[])) AS v(id, last, first)"
-                    " WHERE i.id = v.id AND (i.last_usage_at IS NULL"
-                    " OR i.last_usage_at < v.last OR i.first_usage_at IS NULL"
-                    " OR i.first_usage_at > v.first)"
-                ),
+                _WIDEN_SPAN,
                 {
                     "ids": ids,
                     "lasts": [latest[i] for i in ids],
@@ -399,8 +404,13 @@ class UsageRepository:
             .on_conflict_do_nothing(index_elements=["source", "external_id"])
             .returning(table.c.source, table.c.external_id)
         )
+        # In key order: a conflicting insert waits for the transaction that
+        # inserted the key first, so two redeliveries of one batch in
+        # different orders would otherwise wait for each other (a deadlock
+        # PostgreSQL ends by failing one of them).
+        ordered = sorted(rows, key=lambda row: (row["source"], row["external_id"]))
         connection = await self.session.connection()
-        result = await connection.execute(statement, list(rows))
+        result = await connection.execute(statement, ordered)
         return {(row.source, row.external_id) for row in result}
 
     async def records_by_key(

@@ -22,6 +22,7 @@ credits are padded text, see service.db.types).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select, text, tuple_
+from sqlalchemy import Table, TextClause, select, text, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,6 +126,11 @@ class _Rollup:
             f" credits = {self.table}.credits + excluded.credits,"
             f" records = {self.table}.records + excluded.records"
         )
+
+    @functools.cached_property
+    def from_inserted(self) -> TextClause:
+        """`from_records` of the records whose ids are `:ids` (built once)."""
+        return text(self.from_records("id = ANY(CAST(:ids AS uuid[]))"))
 
     def from_records(self, where: str) -> str:
         """Upsert of the sums of the registered records matching `where`."""
@@ -254,9 +260,8 @@ async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
             _ROLLUPS, (registered, registered, named), strict=True
         ):
             if counted:
-                statement = rollup.from_records("id = ANY(CAST(:ids AS uuid[]))")
                 await session.execute(
-                    text(statement), {"ids": [row["id"] for row in counted]}
+                    rollup.from_inserted, {"ids": [row["id"] for row in counted]}
                 )
         return
     deltas = Deltas()

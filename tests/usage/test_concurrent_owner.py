@@ -89,3 +89,41 @@ async def test_records_carry_the_committed_owner(db: Database) -> None:
         assert (record.tenant_id, record.user_id) == (tenant, user), record.id
     for interaction_id, (_, _, last_usage_at) in owners.items():
         assert last_usage_at == newest.get(interaction_id), interaction_id
+
+
+async def test_overlapping_batches_in_opposite_orders(db: Database) -> None:
+    """Redeliveries of one batch, reordered, racing: each key's insert waits on
+    the other transaction's uncommitted row, so inserts must take the keys in
+    one order (or PostgreSQL aborts one as a deadlock). Every call succeeds and
+    every record is stored once."""
+    await _register(db, random.Random(1))
+    keys = [(source, f"x{n:04d}") for n in range(150) for source in Source]
+
+    async def deliver(order: list[tuple[Source, str]]) -> None:
+        batch = [
+            UsageIn(
+                source=source,
+                interaction_id=INTERACTIONS[0],
+                external_id=external_id,
+                credits=Decimal("0.5"),
+                created_at=START,
+            )
+            for source, external_id in order
+        ]
+        async with unit_of_work(db) as uow:
+            await usage_service.ingest(uow, ADMIN, batch)
+
+    rng = random.Random(3)
+    for _ in range(4):
+        orders = [list(keys), list(reversed(keys))]
+        for _ in range(2):
+            shuffled = list(keys)
+            rng.shuffle(shuffled)
+            orders.append(shuffled)
+        await asyncio.gather(*(deliver(order) for order in orders))
+        keys = [(source, external_id + "y") for source, external_id in keys]
+
+    async with db.read() as session:
+        credits = (await session.execute(select(UsageRecord.credits))).scalars().all()
+    assert len(credits) == 4 * len(keys)
+    assert sum(credits, Decimal(0)) == Decimal("0.5") * 4 * len(keys)
