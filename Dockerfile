@@ -1,6 +1,9 @@
 # One image: the API by default; the worker by overriding the command:
 #   docker run IMAGE python -m service worker
-FROM python:3.11-slim
+# PYTHON_IMAGE: another Python 3.11 image with pip (scripts/docker-smoke's
+# DOCKER_SMOKE_BASE), for a daemon that cannot pull this one.
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,7 +19,9 @@ RUN pip install --no-compile --require-hashes -r requirements/service.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY alembic ./alembic
+# (setuptools leaves build/ and the .egg-info behind in /app: removed in the same layer.)
 RUN pip install --no-compile --no-deps --no-build-isolation . \
+    && rm -rf build *.egg-info \
     && pip check \
     && useradd --system --uid 10001 --home-dir /app app \
     && mkdir -p /data /app/var \
