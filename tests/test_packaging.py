@@ -31,20 +31,82 @@ def test_the_service_distribution_has_no_sandbox() -> None:
     assert find_packages(str(ROOT / "sandbox")) == ["corti_sandbox"]
 
 
-def test_the_image_copies_no_sandbox() -> None:
-    sources = []
+def _dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions: (KEYWORD, arguments), continuations joined."""
+    instructions, pending = [], ""
     for line in (ROOT / "Dockerfile").read_text().splitlines():
-        words = line.split()
-        if words and words[0] == "COPY":
-            sources += [w for w in words[1:-1] if not w.startswith("--")]
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).strip().partition(" ")
+        instructions.append((keyword.upper(), " ".join(arguments.split())))
+        pending = ""
+    return instructions
+
+
+def _copy_sources() -> list[str]:
+    sources = []
+    for keyword, arguments in _dockerfile():
+        if keyword == "COPY":
+            words = arguments.split()
+            sources += [w for w in words[:-1] if not w.startswith("--")]
+    return sources
+
+
+def test_the_image_copies_no_sandbox() -> None:
+    # The service's code is service/ and alembic/; the rest is what pip needs to
+    # install it (no tests/, bench/, sandbox/, frontend/ or tools/).
+    sources = _copy_sources()
     assert sources, "no COPY line found"
-    assert set(sources) <= {
+    assert set(sources) == {
         "pyproject.toml",
         "README.md",
         "service",
         "alembic",
         "requirements/service.lock",
     }
+
+
+def test_the_build_context_is_what_the_image_copies() -> None:
+    # .dockerignore excludes everything, then lets in exactly the COPY sources: no
+    # .git, .venv, node_modules or local databases are sent to the daemon.
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert allowed == set(_copy_sources())
+
+
+def test_the_image_installs_the_lock_with_hashes() -> None:
+    runs = [arguments for keyword, arguments in _dockerfile() if keyword == "RUN"]
+    installs = [run for run in runs if "pip install" in run]
+    locked = [run for run in installs if "-r requirements/service.lock" in run]
+    assert len(locked) == 1, installs
+    assert "--require-hashes" in locked[0]
+    # The service itself comes after, resolving nothing anew.
+    (service,) = [run for run in installs if run not in locked]
+    assert "--no-deps" in service
+    assert "pip check" in service
+
+
+def test_the_image_runs_as_a_non_root_user() -> None:
+    instructions = _dockerfile()
+    users = [i for i, (keyword, _) in enumerate(instructions) if keyword == "USER"]
+    assert users, "no USER line: the image would run as root"
+    user = instructions[users[-1]][1]
+    assert user.split(":")[0] not in ("root", "0")
+    # Created in the image, and in force for the command it runs.
+    assert any(
+        keyword == "RUN" and "useradd" in arguments and user in arguments.split()
+        for keyword, arguments in instructions
+    )
+    (cmd,) = [i for i, (keyword, _) in enumerate(instructions) if keyword == "CMD"]
+    assert users[-1] < cmd
 
 
 def test_the_service_never_imports_the_sandbox_statically() -> None:
