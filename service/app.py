@@ -19,6 +19,7 @@ from service.export.routes import Exports
 from service.graphql.schema import schema
 from service.graphql.view import GraphQLView
 from service.jobs.records import JobKind
+from service.memory import freeze_startup_objects
 from service.middleware import BodyLimit, BodyTimeout, RequestContext
 from service.observability import metrics, tracing
 from service.observability.http import HttpMetrics
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics.watch_pool(state.db.engine)
         tracing.instrument_engine(state.db.engine)
         engine = state.db.engine
+        freeze_startup_objects()
         try:
             yield
         finally:

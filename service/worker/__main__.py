@@ -18,6 +18,7 @@ from service.corti import CortiClient
 from service.db.session import Database
 from service.jobs.records import JobKind
 from service.logs import configure
+from service.memory import freeze_startup_objects
 from service.observability import metrics, tracing
 from service.observability.endpoint import start_endpoint
 from service.worker.runner import Worker
@@ -56,6 +57,7 @@ async def run_worker(
             worker = Worker(
                 db, corti, settings, concurrency=concurrency, worker_id=worker_id
             )
+            freeze_startup_objects()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, worker.stop)
