@@ -1,15 +1,20 @@
 """Live budget alerts for the `budgetAlerts(tenantId:)` subscription.
 
-An after-commit handler (service/budgets/handlers.py) hands each new alert to
-the feed of this process, which passes it to that tenant's subscribers.
-Alerts decided in another process (a separate worker) are not announced here;
-like `usageRecorded`, delivery is at most once, and a subscriber that falls
-`QUEUE_SIZE` alerts behind is ended with an error.
+On PostgreSQL the transaction that decides an alert sends it with
+`NOTIFY budget_alerts` (service/budgets/handlers.py), delivered at commit to
+every API process's listener (the live feed's LISTEN connection,
+`service.live.feed.listen_also`), so an alert decided by any process (another
+API process, a worker) reaches the subscribers of all of them. On SQLite an
+after-commit handler hands it to this process's feed. Like `usageRecorded`,
+delivery is at most once (alerts sent while a listener reconnects are lost),
+and a subscriber that falls `QUEUE_SIZE` alerts behind is ended with an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +25,9 @@ from decimal import Decimal
 from service.errors import AppError
 
 QUEUE_SIZE = 1000
+CHANNEL = "budget_alerts"
+
+log = logging.getLogger("service.budgets")
 
 
 class SubscriberTooSlow(AppError):
@@ -39,6 +47,35 @@ class AlertFacts:
     period_start: datetime
     crossed_at: datetime
     used: Decimal
+
+    def to_payload(self) -> str:
+        """JSON for one NOTIFY (exact `used` as text, ISO times); well under 8000 bytes."""
+        return json.dumps(
+            {
+                "alertId": self.alert_id,
+                "budgetId": self.budget_id,
+                "tenantId": self.tenant_id,
+                "threshold": self.threshold,
+                "periodStart": self.period_start.isoformat(),
+                "crossedAt": self.crossed_at.isoformat(),
+                "used": str(self.used),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_payload(cls, payload: str) -> AlertFacts:
+        """The inverse of `to_payload`."""
+        data = json.loads(payload)
+        return cls(
+            alert_id=str(data["alertId"]),
+            budget_id=str(data["budgetId"]),
+            tenant_id=str(data["tenantId"]),
+            threshold=int(data["threshold"]),
+            period_start=datetime.fromisoformat(str(data["periodStart"])),
+            crossed_at=datetime.fromisoformat(str(data["crossedAt"])),
+            used=Decimal(str(data["used"])),
+        )
 
 
 class _Subscriber:
@@ -75,6 +112,15 @@ class AlertFeed:
         """Hand `alert` to its tenant's subscribers."""
         for subscriber in list(self._subscribers.get(alert.tenant_id, ())):
             subscriber.put(alert)
+
+    def receive(self, payload: str) -> None:
+        """Publish the alert of one `budget_alerts` notification."""
+        try:
+            alert = AlertFacts.from_payload(payload)
+        except (ValueError, KeyError, TypeError, ArithmeticError):
+            log.warning("ignoring a malformed %s notification", CHANNEL)
+            return
+        self.publish(alert)
 
     @asynccontextmanager
     async def subscribe(

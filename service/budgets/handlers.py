@@ -10,9 +10,11 @@ unit of work are decided together, by the first of them to reach its
 handler, so their budget locks are taken in one sorted call.
 
 New alerts are stored, written to the webhook outbox and raised as
-`BudgetAlertCrossed` (alerts.announce); after the commit that event feeds the
-`budgetAlerts` subscription of this process. A rolled-back write decides,
-sends and announces nothing.
+`BudgetAlertCrossed` (alerts.announce). On PostgreSQL that event's handler
+sends `NOTIFY budget_alerts` in the same transaction, delivered at commit to
+the `budgetAlerts` subscriptions of every API process (service/budgets/feed.py);
+on SQLite an after-commit handler feeds this process's. A rolled-back write
+decides, sends and announces nothing.
 
 Cost without budgets: one indexed query (`budgets` of the records' owners),
 none when no record has an owner yet.
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import weakref
 
+from sqlalchemy import ARRAY, Text, bindparam, column, func, select
+
 from service.budgets import alerts
 from service.budgets.alerts import BudgetAlertCrossed
-from service.budgets.feed import alert_feed
+from service.budgets.feed import CHANNEL, alert_feed
 from service.db.base import utcnow
 from service.db.session import Database
 from service.events import (
@@ -34,6 +38,7 @@ from service.events import (
     after_commit,
     in_transaction,
 )
+from service.live.feed import listen_also
 from service.uow import UnitOfWork
 
 # Per open unit of work: ids of the usage events already decided.
@@ -70,8 +75,27 @@ async def on_move(event: InteractionMoved, uow: UnitOfWork) -> None:
     await _decide(uow)
 
 
+# Every API process's live-feed listener also hears the alerts' channel.
+listen_also(CHANNEL, alert_feed.receive)
+
+# One pg_notify per alert in one statement (built once).
+_NOTIFY = select(func.pg_notify(CHANNEL, column("p"))).select_from(
+    func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p")
+)
+
+
+@in_transaction(BudgetAlertCrossed)
+async def notify(event: BudgetAlertCrossed, uow: UnitOfWork) -> None:
+    """PostgreSQL: NOTIFY the new alerts in their transaction (sent at commit)."""
+    if uow.db.dialect == "postgresql" and event.alerts:
+        await uow.session.execute(
+            _NOTIFY, {"payloads": [alert.to_payload() for alert in event.alerts]}
+        )
+
+
 @after_commit(BudgetAlertCrossed)
 async def publish(event: BudgetAlertCrossed, db: Database) -> None:
-    """Committed alerts to this process's `budgetAlerts` subscribers."""
-    for alert in event.alerts:
-        alert_feed.publish(alert)
+    """SQLite: committed alerts to this process's `budgetAlerts` subscribers."""
+    if db.dialect != "postgresql":
+        for alert in event.alerts:
+            alert_feed.publish(alert)

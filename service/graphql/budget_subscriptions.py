@@ -14,6 +14,7 @@ from service.budgets.service import BudgetReader
 from service.errors import Forbidden
 from service.graphql.budget_types import BudgetAlert
 from service.graphql.context import Info
+from service.state import AppState
 from service.validation import check_id
 
 
@@ -24,9 +25,9 @@ class BudgetSubscription:
     @strawberry.subscription(
         description=(
             "Each new alert of the tenant's budgets (its own and its users'), right "
-            "after the transaction that crossed the threshold commits. Alerts decided "
-            "in another process (a separate worker) are not announced; re-read "
-            "statuses after (re-)subscribing."
+            "after the transaction that crossed the threshold commits, whichever API "
+            "or worker process decided it (on SQLite: this process's alerts only). "
+            "Delivery is at most once: re-read statuses after (re-)subscribing."
         )
     )
     async def budget_alerts(
@@ -40,6 +41,8 @@ class BudgetSubscription:
         tenant = check_id("tenantId", tenant_id)
         if not reader.principal.sees_tenant(tenant):
             raise Forbidden("this key is bound to another tenant")
+        state: AppState = info.context.extras["state"]
+        await state.feed.wait_listening()
         async with alert_feed.subscribe(tenant) as alerts:
             async for alert in alerts:
                 async with info.context.db.read() as session:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -46,6 +46,19 @@ RECONNECT_SECONDS = (0.25, 0.5, 1.0, 2.0)
 
 # Running feeds by database, for in-process delivery on SQLite.
 _FEEDS: dict[str, set[UsageFeed]] = defaultdict(set)
+# Other channels every feed's listener also LISTENs on (`listen_also`).
+_CHANNELS: dict[str, Callable[[str], None]] = {}
+
+
+def listen_also(channel: str, on_payload: Callable[[str], None]) -> None:
+    """Have every API process's listener hand `channel`'s payloads to `on_payload`.
+
+    For other domains' live events (budget alerts): they NOTIFY `channel` in
+    their writing transaction and share the feed's one LISTEN connection, its
+    reconnects and its readiness (`UsageFeed.wait_listening`). `on_payload`
+    runs on the event loop and must not block; its errors are logged.
+    """
+    _CHANNELS[channel] = on_payload
 
 
 class LiveUnavailable(Unavailable):
@@ -112,13 +125,20 @@ class UsageFeed:
             return len(self._subscribers.get(tenant_id, ()))
         return sum(len(s) for s in self._subscribers.values())
 
+    async def wait_listening(self) -> None:
+        """Return once notifications reach this process (at once on SQLite).
+
+        Raises `LiveUnavailable` when the listener cannot connect in time.
+        """
+        if self._listener is not None:
+            await self._listener.wait_ready()
+
     @asynccontextmanager
     async def subscribe(
         self, tenant_id: str
     ) -> AsyncIterator[AsyncIterator[UsageEvent]]:
         """Events of one tenant from now on, while the context is open."""
-        if self._listener is not None:
-            await self._listener.wait_ready()
+        await self.wait_listening()
         subscriber = _Subscriber(self.queue_size)
         self._subscribers[tenant_id].add(subscriber)
         LIVE_SUBSCRIBERS.inc()
@@ -203,6 +223,8 @@ class _PostgresListener:
         conn.add_termination_listener(lambda _conn: closed.set())
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
+            for channel, on_payload in _CHANNELS.items():
+                await conn.add_listener(channel, _guarded(channel, on_payload))
             self.ready.set()
             while not closed.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -214,6 +236,16 @@ class _PostgresListener:
             self.ready.clear()
             if not conn.is_closed():
                 conn.terminate()
+
+
+def _guarded(channel: str, on_payload: Callable[[str], None]) -> Any:
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            on_payload(payload)
+        except Exception:  # one bad payload must not stop the listener
+            log.exception("could not handle a %s notification", channel)
+
+    return on_notify
 
 
 def running_feeds() -> list[UsageFeed]:

@@ -6,6 +6,7 @@ back; each written to the webhook outbox and announced to subscribers."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from tests.budgets.alerting import (
     usage,
 )
 from tests.fixtures.app import GraphQLClient, Server
+from tests.fixtures.database import BACKEND
 from tests.fixtures.operations import INGEST, REGISTER
 from tests.live.client import bearer, socket, until
 
@@ -445,4 +447,52 @@ async def test_subscribers_get_alerts_of_usage_writes(
         (80, "8", str(day.id)),
     ]
     assert {p["periodStart"] for p in payloads} == {"2026-03-10T00:00:00Z"}
+    assert {p["id"] for p in payloads} == {str(a.id) for a in await alerts(db)}
+
+
+# What a worker process does when its job records usage: its own engine, its
+# own process, the same database.
+OTHER_PROCESS = """
+import asyncio, sys
+from datetime import datetime
+from decimal import Decimal
+from service import domains
+from service.auth.principal import ADMIN
+from service.db.session import Database
+from service.uow import unit_of_work
+from service.usage.records import Source, UsageIn
+from service.usage.service import usage_service
+
+async def main() -> None:
+    domains.load()
+    db = Database.from_url(sys.argv[1])
+    usage = UsageIn(source=Source.STREAM, interaction_id="i1", external_id="s1",
+                    credits=Decimal("8"), created_at=datetime.fromisoformat(sys.argv[2]))
+    async with unit_of_work(db) as uow:
+        await usage_service.ingest(uow, ADMIN, [usage])
+    await db.dispose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="NOTIFY: PostgreSQL only")
+async def test_subscribers_get_alerts_decided_in_another_process(
+    server: Server, gql: GraphQLClient, admin_key: str, db: Database, database_url: str
+) -> None:
+    await gql.data(REGISTER, {"i": "i1", "t": "t1", "u": "u1"})
+    day = await budget(db, "t1", limit="10")
+    async with socket(server.url, bearer(admin_key)) as ws:
+        await ws.subscribe(ALERTS, {"t": "t1"})
+        await until(lambda: alert_feed.subscriber_count("t1") == 1)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", OTHER_PROCESS, database_url, NOON.isoformat()
+        )
+        assert await process.wait() == 0
+        got = [await ws.receive(5) for _ in range(2)]
+    payloads = [m["payload"]["data"]["budgetAlerts"] for m in got]
+    assert [(p["threshold"], p["used"], p["budget"]["id"]) for p in payloads] == [
+        (50, "8", str(day.id)),
+        (80, "8", str(day.id)),
+    ]
     assert {p["id"] for p in payloads} == {str(a.id) for a in await alerts(db)}
