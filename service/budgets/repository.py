@@ -9,7 +9,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, text, tuple_
+from sqlalchemy import (
+    ARRAY,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,16 +35,31 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-# Built once: every usage write runs it (the alert decision).
-_OF_OWNERS = select(Budget).where(
-    Budget.tenant_id.in_(bindparam("tenants", expanding=True)),
-    or_(
-        Budget.user_key == "",
-        tuple_(Budget.tenant_id, Budget.user_key).in_(
-            bindparam("pairs", expanding=True)
+_PAIRS_TABLE = func.unnest(
+    bindparam("pair_tenants", type_=ARRAY(Text)),
+    bindparam("pair_users", type_=ARRAY(Text)),
+).table_valued("tenant_id", "user_key").render_derived()
+_PAIRS = select(_PAIRS_TABLE.c.tenant_id, _PAIRS_TABLE.c.user_key)
+
+# Built once: every usage write runs it (the alert decision). PostgreSQL takes
+# arrays (an expanding IN renders its SQL anew for every call); SQLite has none.
+_OF_OWNERS = {
+    "postgresql": select(Budget).where(
+        Budget.tenant_id == any_(bindparam("tenants", type_=ARRAY(Text))),
+        or_(
+            Budget.user_key == "", tuple_(Budget.tenant_id, Budget.user_key).in_(_PAIRS)
         ),
     ),
-)
+    "sqlite": select(Budget).where(
+        Budget.tenant_id.in_(bindparam("tenants", expanding=True)),
+        or_(
+            Budget.user_key == "",
+            tuple_(Budget.tenant_id, Budget.user_key).in_(
+                bindparam("pairs", expanding=True)
+            ),
+        ),
+    ),
+}
 
 
 class BudgetRepository:
@@ -121,9 +147,17 @@ class BudgetRepository:
             return []
         tenants = sorted({t for t, _ in owners})
         pairs = sorted(set(owners))
-        rows = await self.session.execute(
-            _OF_OWNERS, {"tenants": tenants, "pairs": pairs}
-        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            parameters: dict[str, Any] = {
+                "tenants": tenants,
+                "pair_tenants": [tenant for tenant, _ in pairs],
+                "pair_users": [user for _, user in pairs],
+            }
+            rows = await self.session.execute(_OF_OWNERS["postgresql"], parameters)
+        else:
+            rows = await self.session.execute(
+                _OF_OWNERS["sqlite"], {"tenants": tenants, "pairs": pairs}
+            )
         return list(rows.scalars())
 
     async def delete_budget(self, budget_id: uuid.UUID) -> bool:

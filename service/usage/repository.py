@@ -8,7 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Table,
+    Text,
+    any_,
     bindparam,
     case,
     func,
@@ -106,9 +109,16 @@ _LOCK_SHARED, _LOCK_EXCLUSIVE = (
     )
     for function in ("pg_advisory_xact_lock_shared", "pg_advisory_xact_lock")
 )
-_OWNERS = select(Interaction.id, Interaction.tenant_id, Interaction.user_id).where(
-    Interaction.id.in_(bindparam("ids", expanding=True))
-)
+# PostgreSQL: one array parameter (an expanding IN renders its SQL anew for
+# every call, about 80 us more per statement); SQLite has no arrays.
+_OWNERS = {
+    "postgresql": select(
+        Interaction.id, Interaction.tenant_id, Interaction.user_id
+    ).where(Interaction.id == any_(bindparam("ids", type_=ARRAY(Text)))),
+    "sqlite": select(Interaction.id, Interaction.tenant_id, Interaction.user_id).where(
+        Interaction.id.in_(bindparam("ids", expanding=True))
+    ),
+}
 _LOCK_SPAN_ROWS = text(
     "SELECT 1 FROM interactions"
     " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
@@ -247,7 +257,9 @@ class UsageRepository:
         """(tenant, user) of every registered interaction among `interaction_ids`."""
         found: dict[str, tuple[str, str]] = {}
         for chunk in chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
-            result = await self.session.execute(_OWNERS, {"ids": chunk})
+            result = await self.session.execute(
+                _OWNERS[self._dialect()], {"ids": chunk}
+            )
             found.update({row.id: (row.tenant_id, row.user_id) for row in result})
         return found
 
