@@ -35,10 +35,14 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-_PAIRS_TABLE = func.unnest(
-    bindparam("pair_tenants", type_=ARRAY(Text)),
-    bindparam("pair_users", type_=ARRAY(Text)),
-).table_valued("tenant_id", "user_key").render_derived()
+_PAIRS_TABLE = (
+    func.unnest(
+        bindparam("pair_tenants", type_=ARRAY(Text)),
+        bindparam("pair_users", type_=ARRAY(Text)),
+    )
+    .table_valued("tenant_id", "user_key")
+    .render_derived()
+)
 _PAIRS = select(_PAIRS_TABLE.c.tenant_id, _PAIRS_TABLE.c.user_key)
 
 # Built once: every usage write runs it (the alert decision). PostgreSQL takes

@@ -11,12 +11,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, get_args
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
 from service.corti.schemas import EncounterStatus, EncounterType
 from service.db.base import new_uuid
-from service.db.models import Interaction, Job
+from service.db.models import Interaction, Job, UsageRecord
 from service.errors import BadUserInput, Forbidden, NotFound
 from service.jobs.audio import Readable, pending_audio_bytes, store_audio
 from service.jobs.records import JobKind
@@ -272,6 +273,8 @@ class JobService:
         )
         if not texts and document_id is None:
             raise BadUserInput("input.text", "give text, a documentId, or both")
+        if document_id is not None:
+            await _check_document(uow.session, principal, document_id, tenant_id)
         limit = data.max_candidates
         if limit is not None and not 0 <= limit <= MAX_CANDIDATES:
             raise BadUserInput(
@@ -410,3 +413,32 @@ async def _interaction(
 
 
 job_service = JobService()
+
+
+async def _check_document(
+    session: AsyncSession, principal: Principal, document_id: str, tenant_id: str
+) -> None:
+    """A document to code must be the job's tenant's, as far as the ledger knows.
+
+    Every tenant's documents live in the one Corti account, so without this a
+    key bound to one tenant could have another tenant's clinical document
+    coded. The ledger knows a document by its DOCUMENT usage record (from
+    requestDocument or recordDocumentUsage) and the tenant it was attributed
+    to: one of another tenant is refused for every key; one the ledger does not
+    know (or whose interaction is not registered yet) is refused for a
+    tenant-bound key and allowed for an unbound one (documents made outside
+    this service). Both refusals read the same, so a bound key learns nothing
+    about other tenants' ids.
+    """
+    owner = await session.scalar(
+        select(UsageRecord.tenant_id).where(
+            UsageRecord.source == "DOCUMENT", UsageRecord.external_id == document_id
+        )
+    )
+    if owner == tenant_id or (owner is None and principal.tenant_id is None):
+        return
+    raise BadUserInput(
+        "input.documentId",
+        "is not a document of this tenant (record it or request it through this"
+        " service first)",
+    )

@@ -18,6 +18,8 @@ from service.db.session import Database
 from tests.budgets.ops import codes, set_budget
 from tests.fixtures.app import GraphQLClient, make_key
 from tests.fixtures.corti import audio
+from tests.fixtures.operations import DOCUMENT as RECORD_DOCUMENT
+from tests.fixtures.operations import REGISTER
 from tests.worker.helpers import (
     CODING,
     DICTATION,
@@ -499,6 +501,42 @@ class TestBadInput:
         )
         assert codes(body) == ["FORBIDDEN"]
         assert await _jobs(db) == 0
+
+    async def test_a_document_to_code_must_be_the_tenants(
+        self, gql: GraphQLClient, db: Database
+    ) -> None:
+        for interaction, tenant in (("i-t1", "t1"), ("i-t2", "t2")):
+            await gql.data(REGISTER, {"i": interaction, "t": tenant, "u": "u1"})
+            await gql.data(
+                RECORD_DOCUMENT, {"i": interaction, "x": f"doc-{tenant}", "c": "1"}
+            )
+        bound = await make_key(db, "ingest", "t1")
+
+        def coding(document_id: str) -> dict[str, Any]:
+            return {
+                "in": {
+                    "tenantId": "t1",
+                    "userId": "u1",
+                    "system": ["cpt"],
+                    "documentId": document_id,
+                }
+            }
+
+        for document_id, key in (
+            ("doc-t2", bound),  # another tenant's document
+            ("doc-unknown", bound),  # one the ledger does not know
+            ("doc-t2", None),  # another tenant's, even for an unbound key
+        ):
+            body = await gql(CODING, coding(document_id), key=key)
+            assert codes(body) == ["BAD_USER_INPUT"], (document_id, body)
+        assert await _jobs(db) == 0
+        # The tenant's own document; an unknown one for an unbound key
+        # (documents made outside this service).
+        own = await gql(CODING, coding("doc-t1"), key=bound)
+        assert job_of(own)["status"] == "QUEUED", own
+        outside = await gql(CODING, coding("doc-elsewhere"))
+        assert job_of(outside)["status"] == "QUEUED", outside
+        assert await _jobs(db) == 2
 
     async def test_an_enforced_budget_refuses_the_new_jobs(
         self, gql: GraphQLClient, db: Database
