@@ -179,7 +179,11 @@ class RequestCodingInput:
         description="Context texts ({type: text}); give text, documentId, or both.",
     )
     document_id: strawberry.ID | None = strawberry.field(
-        default=None, description="A Corti document to code ({type: documentId})."
+        default=None,
+        description=(
+            "A Corti document to code ({type: documentId}): one of this tenant's "
+            "documents known to the ledger (an unbound key may name any other)."
+        ),
     )
     max_candidates: int | None = strawberry.field(
         default=None, description="At most this many candidate codes (0-1000)."
