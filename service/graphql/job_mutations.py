@@ -182,7 +182,8 @@ class RequestCodingInput:
         default=None,
         description=(
             "A Corti document to code ({type: documentId}): one of this tenant's "
-            "documents known to the ledger (an unbound key may name any other)."
+            "documents known to the ledger (an unbound key may also name one the "
+            "ledger does not know)."
         ),
     )
     max_candidates: int | None = strawberry.field(
