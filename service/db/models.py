@@ -6,7 +6,8 @@ tenant and user (NULL while the interaction is unregistered). The copy is
 written only by `UsageService`, under a per-interaction lock, in the same
 transaction as the record or the (re-)registration, so it never drifts
 (tests/usage/test_totals_property.py checks this). The rollup tables
-(usage_tenant_hours, usage_user_days, usage_interaction_days) and the
+(usage_tenant_hours, usage_user_days, usage_user_hours,
+usage_interaction_days) and the
 interaction's first and last usage times are kept the same way, by
 service.usage.rollups and the repository.
 """
@@ -174,6 +175,33 @@ class UserDayUsage(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    credits: Mapped[Decimal] = mapped_column(CreditTotal)
+    records: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserHourUsage(Base):
+    """Rollup: a user's usage per UTC hour and source (service.usage.rollups).
+
+    Readers take whole UTC days from usage_user_days and the whole hours of
+    a range's ends (and of buckets in zones whose days start at an hour
+    other than UTC midnight) from here.
+    """
+
+    __tablename__ = "usage_user_hours"
+    __table_args__ = (
+        Index(
+            "ix_usage_user_hours_user_hour",
+            "tenant_id",
+            "user_id",
+            "hour",
+            postgresql_include=["source", "credits", "records"],
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     source: Mapped[str] = mapped_column(String(16), primary_key=True)
     credits: Mapped[Decimal] = mapped_column(CreditTotal)

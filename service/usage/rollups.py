@@ -1,8 +1,9 @@
-"""Rollups of usage_records: per tenant per UTC hour, per user and per
-interaction per UTC day.
+"""Rollups of usage_records: per tenant per UTC hour, per user per UTC day
+and hour, per interaction per UTC day.
 
-`usage_tenant_hours` and `usage_user_days` hold, per source, the exact credit
-sum and the number of records of the registered usage in each hour or day;
+`usage_tenant_hours`, `usage_user_days` and `usage_user_hours` hold, per
+source, the exact credit sum and the number of records of the registered
+usage in each hour or day;
 `usage_interaction_days` the same for every record naming an interaction
 (registered or not: it is keyed by the interaction, so a re-registration
 moves nothing in it). They are written only here, by `UsageService`, in the
@@ -39,6 +40,7 @@ from service.db.models import (
     TenantHourUsage,
     UsageRecord,
     UserDayUsage,
+    UserHourUsage,
 )
 from service.usage.records import LOOKUP_CHUNK, chunks
 
@@ -47,6 +49,7 @@ DAY = timedelta(days=1)
 
 TenantHourKey = tuple[str, datetime, str]  # tenant, hour, source
 UserDayKey = tuple[str, datetime, str, str]  # tenant, day, user, source
+UserHourKey = tuple[str, datetime, str, str]  # tenant, hour, user, source
 InteractionDayKey = tuple[str, datetime, str]  # interaction, day, source
 
 
@@ -70,6 +73,9 @@ class Deltas:
         self.user_days: dict[UserDayKey, list[Any]] = defaultdict(
             lambda: [Decimal(0), 0]
         )
+        self.user_hours: dict[UserHourKey, list[Any]] = defaultdict(
+            lambda: [Decimal(0), 0]
+        )
         self.interaction_days: dict[InteractionDayKey, list[Any]] = defaultdict(
             lambda: [Decimal(0), 0]
         )
@@ -84,9 +90,11 @@ class Deltas:
         sign: int = 1,
     ) -> None:
         """Count one record in (sign 1) or out (sign -1) of its owner's rollups."""
+        hour = hour_of(created_at)
         for entry in (
-            self.tenant_hours[(tenant_id, hour_of(created_at), source)],
+            self.tenant_hours[(tenant_id, hour, source)],
             self.user_days[(tenant_id, day_of(created_at), user_id, source)],
+            self.user_hours[(tenant_id, hour, user_id, source)],
         ):
             entry[0] += credits * sign
             entry[1] += sign
@@ -100,7 +108,12 @@ class Deltas:
         entry[1] += 1
 
     def __bool__(self) -> bool:
-        return bool(self.tenant_hours or self.user_days or self.interaction_days)
+        return bool(
+            self.tenant_hours
+            or self.user_days
+            or self.user_hours
+            or self.interaction_days
+        )
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ class _Rollup:
     """One rollup table: its key columns (PostgreSQL array types) and how a
     record's key is computed in SQL from usage_records."""
 
-    model: type[TenantHourUsage | UserDayUsage | InteractionDayUsage]
+    model: type[TenantHourUsage | UserDayUsage | UserHourUsage | InteractionDayUsage]
     keys: tuple[tuple[str, str], ...]
     from_record: str
     counted: str  # which records it counts (SQL condition on usage_records)
@@ -163,6 +176,17 @@ _ROLLUPS = (
         "tenant_id IS NOT NULL",
     ),
     _Rollup(
+        UserHourUsage,
+        (
+            ("tenant_id", "text"),
+            ("hour", "timestamptz"),
+            ("user_id", "text"),
+            ("source", "text"),
+        ),
+        "tenant_id, date_trunc('hour', created_at, 'UTC'), user_id, source",
+        "tenant_id IS NOT NULL",
+    ),
+    _Rollup(
         InteractionDayUsage,
         (("interaction_id", "text"), ("day", "timestamptz"), ("source", "text")),
         "interaction_id, date_trunc('day', created_at, 'UTC'), source",
@@ -179,6 +203,7 @@ async def apply(session: AsyncSession, deltas: Deltas) -> None:
     changes_per_rollup: tuple[dict[Any, list[Any]], ...] = (
         deltas.tenant_hours,
         deltas.user_days,
+        deltas.user_hours,
         deltas.interaction_days,
     )
     for rollup, changes in zip(_ROLLUPS, changes_per_rollup, strict=True):
@@ -257,7 +282,7 @@ async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     named = [row for row in rows if row["interaction_id"] is not None]
     if session.get_bind().dialect.name == "postgresql":
         for rollup, counted in zip(
-            _ROLLUPS, (registered, registered, named), strict=True
+            _ROLLUPS, (registered, registered, registered, named), strict=True
         ):
             if counted:
                 await session.execute(

@@ -18,6 +18,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,7 @@ from service.db.models import (
     InteractionDayUsage,
     TenantHourUsage,
     UserDayUsage,
+    UserHourUsage,
 )
 from service.db.session import Database
 from service.errors import Conflict
@@ -182,6 +184,14 @@ def _expected(
     return totals
 
 
+def _owner_key(owners: dict[str, tuple[str, str]], row: Record, owner: Owner) -> object:
+    """The tenant or (tenant, user) a record counts for, None if unregistered."""
+    if row.interaction not in owners:
+        return None
+    tenant, user = owners[row.interaction]
+    return tenant if owner is Owner.TENANT else (tenant, user)
+
+
 def _counts(
     rows: list[Record],
     owners: dict[str, tuple[str, str]],
@@ -238,24 +248,29 @@ async def _check_span(
         return
     for zone_name in ZONES:
         for unit in ("hour", "day"):
-            got_buckets = await queries.usage_buckets(
-                session, Owner.TENANT, tenants, window, unit, zone_name, 1000
-            )
-            for tenant in tenants:
-                for bucket in got_buckets[tenant]:
-                    want = sum(
-                        (
-                            r.credits
+            for owner, owner_keys in ((Owner.TENANT, tenants), (Owner.USER, users)):
+                got_buckets = await queries.usage_buckets(
+                    session, owner, owner_keys, window, unit, zone_name, 1000
+                )
+                for key in owner_keys:
+                    for bucket in got_buckets[key]:
+                        inside = [
+                            r
                             for r in rows
-                            if owners.get(r.interaction, ("",))[0] == tenant
+                            if _owner_key(owners, r, owner) == key
                             and span[0] <= r.minute < span[1]
                             and bucket.start
                             <= START + timedelta(minutes=r.minute)
                             < bucket.end
-                        ),
-                        Decimal(0),
-                    )
-                    assert bucket.credits.total == want, (zone_name, unit, span)
+                        ]
+                        want = sum((r.credits for r in inside), Decimal(0))
+                        assert bucket.credits.total == want, (
+                            owner,
+                            zone_name,
+                            unit,
+                            span,
+                        )
+                        assert bucket.credits.records == len(inside)
 
 
 async def _check_interactions(
@@ -329,6 +344,7 @@ async def _check_rollups(
     """Every rollup row with records equals the sum of its records."""
     hours: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     days: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    user_hours: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     for row in rows:
         if row.interaction not in owners:
             continue
@@ -337,6 +353,7 @@ async def _check_rollups(
         for entry in (
             hours[(tenant, at.replace(minute=0), row.source.value)],
             days[(tenant, at.replace(hour=0, minute=0), user, row.source.value)],
+            user_hours[(tenant, at.replace(minute=0), user, row.source.value)],
         ):
             entry[0] += row.credits
             entry[1] += 1
@@ -350,8 +367,14 @@ async def _check_rollups(
         for r in await session.execute(select(UserDayUsage.__table__))
         if r[5]
     }
+    stored_user_hours = {
+        tuple(r[:4]): [r[4], r[5]]
+        for r in await session.execute(select(UserHourUsage.__table__))
+        if r[5]
+    }
     assert stored_hours == dict(hours)
     assert stored_days == dict(days)
+    assert stored_user_hours == dict(user_hours)
     # Per interaction: every record naming it, registered or not.
     interaction_days: dict[tuple[Any, ...], list[Any]] = defaultdict(
         lambda: [Decimal(0), 0]
@@ -414,42 +437,38 @@ async def _check(
                 assert dict(got[key].by_source) == {
                     s: v for s, v in expected.get(key, {}).items()
                 }, (owner, key)
-        for zone_name in ZONES:
+        for zone_name, unit, owner in product(
+            ZONES, ("hour", "day"), (Owner.TENANT, Owner.USER)
+        ):
             zone = ZoneInfo(zone_name)
-            for unit in ("hour", "day"):
-                got_buckets = await queries.usage_buckets(
-                    session,
-                    Owner.TENANT,
-                    tenants,
-                    window,
-                    unit,
-                    zone_name,
-                    1000,
-                )
-                for tenant in tenants:
-                    buckets = got_buckets[tenant]
-                    assert buckets[0].start <= window.start  # type: ignore[operator]
-                    assert buckets[-1].end >= window.end  # type: ignore[operator]
-                    for bucket in buckets:
-                        local = bucket.start.astimezone(zone)
-                        assert (local.minute, local.second) == (0, 0)
-                        if unit == "day":
-                            assert local.hour == 0
-                        want = sum(
-                            (
-                                r.credits
-                                for r in rows
-                                if owners.get(r.interaction, ("",))[0] == tenant
-                                and bucket.start
-                                <= START + timedelta(minutes=r.minute)
-                                < bucket.end
-                            ),
-                            Decimal(0),
-                        )
-                        assert bucket.credits.total == want, (zone_name, unit, bucket)
-                    assert sum(b.credits.records for b in buckets) == sum(
-                        1 for r in rows if owners.get(r.interaction, ("",))[0] == tenant
+            owner_keys = keys[owner]
+            got_buckets = await queries.usage_buckets(
+                session, owner, owner_keys, window, unit, zone_name, 1000
+            )
+            for key in owner_keys:
+                buckets = got_buckets[key]
+                assert buckets[0].start <= window.start  # type: ignore[operator]
+                assert buckets[-1].end >= window.end  # type: ignore[operator]
+                for bucket in buckets:
+                    local = bucket.start.astimezone(zone)
+                    assert (local.minute, local.second) == (0, 0)
+                    if unit == "day":
+                        assert local.hour == 0
+                    want = sum(
+                        (
+                            r.credits
+                            for r in rows
+                            if _owner_key(owners, r, owner) == key
+                            and bucket.start
+                            <= START + timedelta(minutes=r.minute)
+                            < bucket.end
+                        ),
+                        Decimal(0),
                     )
+                    assert bucket.credits.total == want, (zone_name, unit, bucket)
+                assert sum(b.credits.records for b in buckets) == sum(
+                    1 for r in rows if _owner_key(owners, r, owner) == key
+                )
 
 
 @settings(

@@ -1,7 +1,8 @@
 """Credit totals and time buckets per owner, one statement per batch of owners.
 
-Tenants read whole UTC hours from `usage_tenant_hours`, users whole UTC days
-from `usage_user_days`, and only a window's ragged ends from the records.
+Tenants read whole UTC hours from `usage_tenant_hours`; users whole UTC days
+from `usage_user_days` and whole hours from `usage_user_hours`; only what is
+left of a window (less than an hour at each end) comes from the records.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from sqlalchemy import (
     func,
     select,
     true,
-    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,7 +44,13 @@ from service.usage.queries.models import (
     TimeWindow,
     time_range,
 )
-from service.usage.queries.windows import rollup_filters, rollup_of, split
+from service.usage.queries.windows import (
+    aligned,
+    rollup_filters,
+    split,
+    steps_of,
+    tile,
+)
 
 
 async def credit_summaries(
@@ -57,18 +63,20 @@ async def credit_summaries(
 ) -> dict[Hashable, Summary]:
     """Credits per source for each owner within the window.
 
-    Tenants, users and interactions: whole hours (days) from the rollups, the
-    ragged ends of the window from the records, in one statement.
+    Tenants: whole UTC hours from their rollup; users: whole UTC days, then
+    whole hours beside them; interactions: whole UTC days; the rest of the
+    window (less than an hour, or a day for interactions, at each end) from
+    the records, in one statement.
     Interactions only of `tenant`, if set.
     """
     if owner is Owner.INTERACTION:
         postgresql = session.get_bind().dialect.name == "postgresql"
         statement: Any = _interaction_sums(keys, window, tenant, postgresql)
     else:
-        cut = split(window, rollup_of(owner)[2])
+        tiling = tile(window, steps_of(owner))
         parts: list[Any] = []
-        if cut.inner is not None:
-            table, columns, clauses = rollup_filters(owner, keys, cut.inner)
+        for step, windows in tiling.parts.items():
+            table, columns, clauses = rollup_filters(owner, keys, step, windows)
             parts.append(
                 select(
                     *columns,
@@ -79,7 +87,7 @@ async def credit_summaries(
                 .where(*clauses)
                 .group_by(*columns, table.c.source)
             )
-        edge = cut.edge_filter()
+        edge = tiling.raw_filter()
         if edge is not None:
             parts.append(raw_sums(owner, keys, [edge]))
         statement = union(parts)
@@ -191,32 +199,32 @@ async def usage_buckets(
             .group_by(*columns, bucket, UsageRecord.source)
         )
 
-    statement: Any = raw(window.filters())
-    # Tenants: whole hours from the rollup when no bucket boundary cuts an
-    # hour (every zone with a whole-hour offset), the window's ends from the
-    # records. Otherwise, and for users, from the records alone.
-    cut = split(window, rollups.HOUR)
-    if (
-        owner is Owner.TENANT
-        and cut.inner is not None
-        and all(rollups.hour_of(b) == b for b in boundaries[1:-1])
-    ):
-        table, rollup_columns, clauses = rollup_filters(owner, keys, cut.inner)
-        hour_bucket = bucket_start(table.c.hour, boundaries, unit, zone_name)
-        statement = (
+    # Whole UTC hours (users: days, then hours) from the rollups when no
+    # bucket boundary cuts a rollup row (every zone with a whole-hour
+    # offset; days only for days that start at UTC midnight), the window's
+    # ends from the records. Otherwise from the records alone.
+    steps = [step for step in steps_of(owner) if aligned(boundaries[1:-1], step)]
+    tiling = tile(window, steps)
+    parts: list[Any] = []
+    for step, windows in tiling.parts.items():
+        table, rollup_columns, clauses = rollup_filters(owner, keys, step, windows)
+        time = table.c.hour if step == rollups.HOUR else table.c.day
+        rollup_bucket = bucket_start(time, boundaries, unit, zone_name)
+        parts.append(
             select(
                 *rollup_columns,
-                hour_bucket,
+                rollup_bucket,
                 table.c.source,
                 credit_sum(table.c.credits),
                 cast(func.sum(table.c.records), BigInteger),
             )
             .where(*clauses)
-            .group_by(*rollup_columns, hour_bucket, table.c.source)
+            .group_by(*rollup_columns, rollup_bucket, table.c.source)
         )
-        edge = cut.edge_filter()
-        if edge is not None:
-            statement = union_all(statement, raw([edge]))
+    edge = tiling.raw_filter()
+    if edge is not None:
+        parts.append(raw([edge]))
+    statement = union(parts)
     sums: dict[Hashable, list[Summary]] = {
         key: [Summary() for _ in boundaries[:-1]] for key in keys
     }

@@ -9,13 +9,12 @@ from typing import Any
 from sqlalchemy import and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.models import UsageRecord, User, UserDayUsage
+from service.db.models import UsageRecord, User
 from service.db.sql import credit_sum
 from service.db.types import Credits
-from service.usage import rollups
 from service.usage.queries._sql import union
-from service.usage.queries.models import ZERO, Page, TimeWindow, UserOrder, time_range
-from service.usage.queries.windows import split
+from service.usage.queries.models import ZERO, Owner, Page, TimeWindow, UserOrder
+from service.usage.queries.windows import rollup_filters, steps_of, tile
 
 
 async def users_pages(
@@ -29,21 +28,19 @@ async def users_pages(
     """Each tenant's users (with usage in the window, or all when it is open).
 
     Credits per user come from the user-day rollup for the window's whole
-    days and from the records for its ragged ends.
+    UTC days, the user-hour rollup for the whole hours beside them, and the
+    records for the rest (less than an hour at each end).
     """
-    cut = split(window, rollups.DAY)
+    tiling = tile(window, steps_of(Owner.USER))
     parts: list[Any] = []
-    if cut.inner is not None:
-        table = UserDayUsage.__table__
-        clauses = [
-            table.c.tenant_id.in_(list(tenant_ids)),
-            table.c.records > 0,
-            *time_range(table.c.day, cut.inner),
-        ]
+    for step, windows in tiling.parts.items():
+        table, _, clauses = rollup_filters(
+            Owner.USER, [], step, windows, tenants=tenant_ids
+        )
         parts.append(
             select(table.c.tenant_id, table.c.user_id, table.c.credits).where(*clauses)
         )
-    edge = cut.edge_filter()
+    edge = tiling.raw_filter()
     if edge is not None:
         parts.append(
             select(

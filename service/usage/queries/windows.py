@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from service.db.models import TenantHourUsage, UserDayUsage
+from service.db.models import TenantHourUsage, UserDayUsage, UserHourUsage
 from service.usage import rollups
 from service.usage.queries._sql import in_
 from service.usage.queries.models import Owner, TimeWindow, time_range
@@ -50,21 +50,91 @@ def split(window: TimeWindow, step: timedelta) -> Split:
     return Split(inner=TimeWindow(inner_start, inner_end), edges=edges)
 
 
-def rollup_of(owner: Owner) -> tuple[Any, Any, timedelta]:
-    """The rollup table for tenants or users, its time column and step."""
+@dataclass(frozen=True)
+class Tiling:
+    """A window cut into whole steps of several rollups and raw ends.
+
+    `parts` maps each rollup step to the windows of whole steps it answers
+    for (at most two for a finer step: one beside each end of the coarser
+    one's); `raw` is what is left, less than the finest step at each end.
+    """
+
+    parts: dict[timedelta, list[TimeWindow]]
+    raw: list[TimeWindow]
+
+    def raw_filter(self) -> ColumnElement[bool] | None:
+        """Records inside the raw ends (None: there are none)."""
+        return Split(inner=None, edges=self.raw).edge_filter()
+
+
+def tile(window: TimeWindow, steps: Sequence[timedelta]) -> Tiling:
+    """Whole steps of `window` from the coarsest rollup that fits, the ends
+    from finer ones (whole UTC days, then hours), the rest from the records."""
+    parts: dict[timedelta, list[TimeWindow]] = {}
+    raw: list[TimeWindow] = []
+
+    def place(part: TimeWindow, level: int) -> None:
+        if level == len(steps):
+            raw.append(part)
+            return
+        cut = split(part, steps[level])
+        if cut.inner is not None:
+            parts.setdefault(steps[level], []).append(cut.inner)
+        for edge in cut.edges:
+            place(edge, level + 1)
+
+    place(window, 0)
+    return Tiling(parts=parts, raw=raw)
+
+
+def steps_of(owner: Owner) -> tuple[timedelta, ...]:
+    """The rollup steps of tenants (hours) or users (days, then hours)."""
     if owner is Owner.TENANT:
+        return (rollups.HOUR,)
+    return (rollups.DAY, rollups.HOUR)
+
+
+def rollup_of(owner: Owner, step: timedelta) -> tuple[Any, Any]:
+    """The rollup table of tenants (hours) or users (days or hours), and its
+    time column."""
+    if owner is Owner.TENANT:
+        assert step == rollups.HOUR
         table = TenantHourUsage.__table__
-        return table, table.c.hour, rollups.HOUR
-    table = UserDayUsage.__table__
-    return table, table.c.day, rollups.DAY
+        return table, table.c.hour
+    if step == rollups.DAY:
+        table = UserDayUsage.__table__
+        return table, table.c.day
+    assert step == rollups.HOUR
+    table = UserHourUsage.__table__
+    return table, table.c.hour
 
 
 def rollup_filters(
-    owner: Owner, keys: Sequence[Hashable], inner: TimeWindow
+    owner: Owner,
+    keys: Sequence[Hashable],
+    step: timedelta,
+    windows: Sequence[TimeWindow],
+    *,
+    tenants: Sequence[str] | None = None,
 ) -> tuple[Any, list[Any], list[ColumnElement[bool]]]:
-    """The rollup, its owner columns, and WHERE clauses for `inner`."""
-    table, time, _ = rollup_of(owner)
+    """The rollup of `step`, its owner columns, and WHERE clauses for the
+    windows (of whole steps): rows of the owners `keys`, or of every user of
+    `tenants` if given."""
+    table, time = rollup_of(owner, step)
     names = ["tenant_id", "user_id"] if owner is Owner.USER else ["tenant_id"]
     columns = [table.c[name] for name in names]
-    clauses = [in_(columns, keys), table.c.records > 0, *time_range(time, inner)]
+    owners = (
+        in_(columns, keys) if tenants is None else table.c.tenant_id.in_(list(tenants))
+    )
+    clauses = [owners, table.c.records > 0]
+    if len(windows) == 1:
+        clauses.extend(time_range(time, windows[0]))
+    else:  # bounded windows (the ends of a coarser step's)
+        clauses.append(or_(*[and_(*time_range(time, w)) for w in windows]))
     return table, columns, clauses
+
+
+def aligned(instants: Sequence[datetime], step: timedelta) -> bool:
+    """True when every instant starts a UTC hour (or day)."""
+    floor = rollups.hour_of if step == rollups.HOUR else rollups.day_of
+    return all(floor(instant) == instant for instant in instants)
