@@ -99,19 +99,29 @@ class bucket_start(FunctionElement[Any]):
     def __init__(
         self,
         column: Any,
-        edges: Sequence[datetime],
+        edges: Sequence[datetime] | EdgeParameters,
         unit: str,
         zone_name: str,
     ) -> None:
         _check_unit_and_zone(unit, zone_name)
         self.unit = unit
         self.zone_name = zone_name
-        array = bindparam(
+        if not isinstance(edges, EdgeParameters):
+            edges = EdgeParameters(edges)
+        super().__init__(column, edges.array, *edges.each)
+
+
+class EdgeParameters:
+    """The bound parameters of a list of bucket edges: one array (PostgreSQL)
+    and one per edge (SQLite). Built once, they can serve several
+    `bucket_start`s of one statement."""
+
+    def __init__(self, edges: Sequence[datetime]) -> None:
+        self.array = bindparam(
             None, list(edges), type_=postgresql.ARRAY(UTCDateTime()), unique=True
         )
-        # One parameter per edge for SQLite (PostgreSQL renders the array only).
-        each = [bindparam(None, e, type_=UTCDateTime(), unique=True) for e in edges]
-        super().__init__(column, array, *each)
+        kind = UTCDateTime()
+        self.each = [bindparam(None, e, type_=kind, unique=True) for e in edges]
 
 
 @compiles(bucket_start, "postgresql")

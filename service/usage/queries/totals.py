@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,13 +22,14 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
+    literal_column,
     select,
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, InteractionDayUsage, UsageRecord
-from service.db.sql import bucket_start, credit_sum
+from service.db.sql import EdgeParameters, bucket_start, credit_sum
 from service.db.timebuckets import edges, zone
 from service.usage import rollups
 from service.usage.queries._sql import (
@@ -51,6 +53,8 @@ from service.usage.queries.windows import (
     steps_of,
     tile,
 )
+
+MAX_CUT_HOURS = 400
 
 
 async def credit_summaries(
@@ -184,42 +188,56 @@ async def usage_buckets(
     if not boundaries:
         return {key: [] for key in keys}
     columns = owner_columns(owner)
-    bucket = bucket_start(UsageRecord.created_at, boundaries, unit, zone_name)
+    parameters = EdgeParameters(boundaries)
+    # Grouped by the output column's name: SQLite computes the bucket once
+    # per row (the same expression written twice has parameters of its own).
+    by_bucket: ColumnElement[Any] = literal_column("bucket")
 
     def raw(where: list[ColumnElement[bool]]) -> Select[Any]:
+        bucket = bucket_start(UsageRecord.created_at, parameters, unit, zone_name)
         return (
             select(
                 *columns,
-                bucket,
+                bucket.label("bucket"),
                 UsageRecord.source,
                 credit_sum(UsageRecord.credits),
                 func.count(),
             )
             .where(owner_filter(owner, keys), *where)
-            .group_by(*columns, bucket, UsageRecord.source)
+            .group_by(*columns, by_bucket, UsageRecord.source)
         )
 
-    # Whole UTC hours (users: days, then hours) from the rollups when no
-    # bucket boundary cuts a rollup row (every zone with a whole-hour
-    # offset; days only for days that start at UTC midnight), the window's
-    # ends from the records. Otherwise from the records alone.
-    steps = [step for step in steps_of(owner) if aligned(boundaries[1:-1], step)]
-    tiling = tile(window, steps)
+    # Whole UTC hours (users: days, then hours) from the rollups where no
+    # bucket boundary cuts a rollup row (days only when every bucket starts
+    # at UTC midnight; hours in every zone whose offset is a whole hour), the
+    # window's ends from the records. Where the offset is not a whole hour,
+    # buckets of a day or longer take the hours from the rollup but the one
+    # each boundary cuts, which is read from the records (up to
+    # MAX_CUT_HOURS of them: SQLite parses an OR of ranges as a tree at most
+    # 1,000 deep); hour buckets there are read from the records alone.
+    interior = boundaries[1:-1]
+    steps = [step for step in steps_of(owner) if aligned(interior, step)]
+    cuts: list[datetime] = []
+    if not steps and unit != "hour" and len(interior) <= MAX_CUT_HOURS:
+        steps, cuts = [rollups.HOUR], interior
+    tiling = tile(window, steps, cuts)
     parts: list[Any] = []
     for step, windows in tiling.parts.items():
-        table, rollup_columns, clauses = rollup_filters(owner, keys, step, windows)
+        table, rollup_columns, clauses = rollup_filters(
+            owner, keys, step, windows, holes=tiling.holes.get(step, ())
+        )
         time = table.c.hour if step == rollups.HOUR else table.c.day
-        rollup_bucket = bucket_start(time, boundaries, unit, zone_name)
+        rollup_bucket = bucket_start(time, parameters, unit, zone_name)
         parts.append(
             select(
                 *rollup_columns,
-                rollup_bucket,
+                rollup_bucket.label("bucket"),
                 table.c.source,
                 credit_sum(table.c.credits),
                 cast(func.sum(table.c.records), BigInteger),
             )
             .where(*clauses)
-            .group_by(*rollup_columns, rollup_bucket, table.c.source)
+            .group_by(*rollup_columns, by_bucket, table.c.source)
         )
     edge = tiling.raw_filter()
     if edge is not None:

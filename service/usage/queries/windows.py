@@ -56,10 +56,12 @@ class Tiling:
 
     `parts` maps each rollup step to the windows of whole steps it answers
     for (at most two for a finer step: one beside each end of the coarser
-    one's); `raw` is what is left, less than the finest step at each end.
+    one's), less the steps in `holes` (those a bucket boundary cuts); `raw`
+    is what is left: less than the finest step at each end, and the holes.
     """
 
     parts: dict[timedelta, list[TimeWindow]]
+    holes: dict[timedelta, list[datetime]]
     raw: list[TimeWindow]
 
     def raw_filter(self) -> ColumnElement[bool] | None:
@@ -67,24 +69,46 @@ class Tiling:
         return Split(inner=None, edges=self.raw).edge_filter()
 
 
-def tile(window: TimeWindow, steps: Sequence[timedelta]) -> Tiling:
+def tile(
+    window: TimeWindow, steps: Sequence[timedelta], cuts: Sequence[datetime] = ()
+) -> Tiling:
     """Whole steps of `window` from the coarsest rollup that fits, the ends
-    from finer ones (whole UTC days, then hours), the rest from the records."""
+    from finer ones (whole UTC days, then hours), the rest from the records.
+
+    A step holding one of `cuts` (bucket boundaries not on a step's start,
+    in zones whose offset is not a whole hour) is left to the next finer
+    rollup, or to the records: a rollup row must lie inside one bucket.
+    """
     parts: dict[timedelta, list[TimeWindow]] = {}
+    holes: dict[timedelta, list[datetime]] = {}
     raw: list[TimeWindow] = []
 
     def place(part: TimeWindow, level: int) -> None:
         if level == len(steps):
             raw.append(part)
             return
-        cut = split(part, steps[level])
+        step = steps[level]
+        cut = split(part, step)
         if cut.inner is not None:
-            parts.setdefault(steps[level], []).append(cut.inner)
+            parts.setdefault(step, []).append(cut.inner)
+            floor = rollups.hour_of if step == rollups.HOUR else rollups.day_of
+            inside = sorted(
+                {
+                    floor(instant)
+                    for instant in cuts
+                    if floor(instant) != instant
+                    and (cut.inner.start is None or cut.inner.start <= instant)
+                    and (cut.inner.end is None or instant < cut.inner.end)
+                }
+            )
+            holes.setdefault(step, []).extend(inside)
+            for start in inside:
+                place(TimeWindow(start, start + step), level + 1)
         for edge in cut.edges:
             place(edge, level + 1)
 
     place(window, 0)
-    return Tiling(parts=parts, raw=raw)
+    return Tiling(parts=parts, holes=holes, raw=raw)
 
 
 def steps_of(owner: Owner) -> tuple[timedelta, ...]:
@@ -116,10 +140,11 @@ def rollup_filters(
     windows: Sequence[TimeWindow],
     *,
     tenants: Sequence[str] | None = None,
+    holes: Sequence[datetime] = (),
 ) -> tuple[Any, list[Any], list[ColumnElement[bool]]]:
     """The rollup of `step`, its owner columns, and WHERE clauses for the
-    windows (of whole steps): rows of the owners `keys`, or of every user of
-    `tenants` if given."""
+    windows (of whole steps) less the steps starting at `holes`: rows of the
+    owners `keys`, or of every user of `tenants` if given."""
     table, time = rollup_of(owner, step)
     names = ["tenant_id", "user_id"] if owner is Owner.USER else ["tenant_id"]
     columns = [table.c[name] for name in names]
@@ -131,6 +156,8 @@ def rollup_filters(
         clauses.extend(time_range(time, windows[0]))
     else:  # bounded windows (the ends of a coarser step's)
         clauses.append(or_(*[and_(*time_range(time, w)) for w in windows]))
+    if holes:
+        clauses.append(time.not_in(list(holes)))
     return table, columns, clauses
 
 
