@@ -12,7 +12,12 @@ import pytest
 from sqlalchemy import insert, select
 
 from service.db.base import new_uuid
-from service.db.models import TenantHourUsage, UsageRecord, UserDayUsage
+from service.db.models import (
+    TenantHourUsage,
+    UsageRecord,
+    UserDayUsage,
+    UserHourUsage,
+)
 from service.db.session import Database
 from service.migrate import check, upgrade
 from tests.fixtures.database import empty_database
@@ -64,21 +69,16 @@ async def _store_records(url: str) -> None:
         await db.dispose()
 
 
-async def _rollups(url: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+async def _rollups(url: str) -> list[set[tuple[Any, ...]]]:
     db = Database.from_url(url)
     try:
         async with db.read() as session:
-            hours = {
-                tuple(row)
-                for row in await session.execute(select(TenantHourUsage.__table__))
-            }
-            days = {
-                tuple(row)
-                for row in await session.execute(select(UserDayUsage.__table__))
-            }
+            return [
+                {tuple(row) for row in await session.execute(select(model.__table__))}
+                for model in (TenantHourUsage, UserDayUsage, UserHourUsage)
+            ]
     finally:
         await db.dispose()
-    return hours, days
 
 
 def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> N
         upgrade(url, BEFORE_ROLLUPS)
         asyncio.run(_store_records(url))
         upgrade(url)
-        hours, days = asyncio.run(_rollups(url))
+        hours, days, user_hours = asyncio.run(_rollups(url))
     utc = UTC
     h23 = datetime(2026, 3, 1, 23, tzinfo=utc)
     assert hours == {
@@ -104,4 +104,11 @@ def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> N
         ("t1", march_2, "u1", "STREAM", Decimal("0.2"), 1),
         ("t1", march_1, "u2", "DOCUMENT", Decimal("999999999999.999999999"), 1),
         ("t2", march_1, "u1", "TRANSCRIPT", Decimal("0.333333333"), 1),
+    }
+    # usage_user_hours (a later migration) is filled from the same records.
+    assert user_hours == {
+        ("t1", h23, "u1", "STREAM", Decimal("0.1"), 1),
+        ("t1", datetime(2026, 3, 2, tzinfo=utc), "u1", "STREAM", Decimal("0.2"), 1),
+        ("t1", h23, "u2", "DOCUMENT", Decimal("999999999999.999999999"), 1),
+        ("t2", h23, "u1", "TRANSCRIPT", Decimal("0.333333333"), 1),
     }
