@@ -65,8 +65,21 @@ class Tiling:
     raw: list[TimeWindow]
 
     def raw_filter(self) -> ColumnElement[bool] | None:
-        """Records inside the raw ends (None: there are none)."""
-        return Split(inner=None, edges=self.raw).edge_filter()
+        """Records inside the raw ends and holes (None: there are none).
+
+        Several ranges are also bounded by their hull, so that an index on
+        (owner, created_at) is read over the window only, whatever the
+        planner makes of the OR."""
+        ranges = Split(inner=None, edges=self.raw).edge_filter()
+        if ranges is None or len(self.raw) < 2:
+            return ranges
+        starts = [w.start for w in self.raw]
+        ends = [w.end for w in self.raw]
+        hull = TimeWindow(
+            None if None in starts else min(s for s in starts if s is not None),
+            None if None in ends else max(e for e in ends if e is not None),
+        )
+        return and_(*hull.filters(), ranges)
 
 
 def tile(
