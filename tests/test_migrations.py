@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import column, insert, select, table
 
 from service.db.base import new_uuid
 from service.db.models import (
+    Interaction,
+    InteractionDayUsage,
     TenantHourUsage,
     UsageRecord,
     UserDayUsage,
     UserHourUsage,
 )
 from service.db.session import Database
+from service.db.types import UTCDateTime
 from service.migrate import check, upgrade
 from tests.fixtures.database import empty_database
 
@@ -111,4 +114,101 @@ def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> N
         ("t1", datetime(2026, 3, 2, tzinfo=utc), "u1", "STREAM", Decimal("0.2"), 1),
         ("t1", h23, "u2", "DOCUMENT", Decimal("999999999999.999999999"), 1),
         ("t2", h23, "u1", "TRANSCRIPT", Decimal("0.333333333"), 1),
+    }
+
+
+async def _register_owners(url: str) -> None:
+    """The registered interactions of RECORDS, in the tables as they were then."""
+    created = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def at() -> Any:
+        return column("created_at", UTCDateTime())
+
+    tenants = table("tenants", column("id"), at())
+    users = table("users", column("tenant_id"), column("id"), at())
+    interactions = table(
+        "interactions",
+        column("id"),
+        column("tenant_id"),
+        column("user_id"),
+        at(),
+        column("updated_at", UTCDateTime()),
+    )
+    owners = {(i, owner) for i, owner, *_ in RECORDS if owner is not None}
+    db = Database.from_url(url)
+    try:
+        async with db.write() as session:
+            for tenant in sorted({owner[0] for _, owner in owners}):
+                await session.execute(
+                    insert(tenants).values(id=tenant, created_at=created)
+                )
+            for tenant, user in sorted({owner for _, owner in owners}):
+                await session.execute(
+                    insert(users).values(tenant_id=tenant, id=user, created_at=created)
+                )
+            for interaction, (tenant, user) in sorted(owners):
+                await session.execute(
+                    insert(interactions).values(
+                        id=interaction,
+                        tenant_id=tenant,
+                        user_id=user,
+                        created_at=created,
+                        updated_at=created,
+                    )
+                )
+    finally:
+        await db.dispose()
+
+
+async def _interaction_aggregates(
+    url: str,
+) -> tuple[set[tuple[Any, ...]], dict[str, tuple[datetime | None, datetime | None]]]:
+    db = Database.from_url(url)
+    try:
+        async with db.read() as session:
+            days = {
+                tuple(row)
+                for row in await session.execute(select(InteractionDayUsage.__table__))
+            }
+            spans = {
+                row.id: (row.first_usage_at, row.last_usage_at)
+                for row in await session.execute(
+                    select(
+                        Interaction.id,
+                        Interaction.first_usage_at,
+                        Interaction.last_usage_at,
+                    )
+                )
+            }
+            return days, spans
+    finally:
+        await db.dispose()
+
+
+def test_interaction_days_and_spans_are_filled_from_the_records(tmp_path: Path) -> None:
+    with empty_database(tmp_path) as url:
+        upgrade(url, BEFORE_ROLLUPS)
+        asyncio.run(_register_owners(url))
+        asyncio.run(_store_records(url))
+        upgrade(url)
+        days, spans = asyncio.run(_interaction_aggregates(url))
+    march_1, march_2 = (
+        datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    # Every record that names an interaction, registered (i1-i3) or not (i4).
+    assert days == {
+        ("i1", march_1, "STREAM", Decimal("0.1"), 1),
+        ("i1", march_2, "STREAM", Decimal("0.2"), 1),
+        ("i2", march_1, "DOCUMENT", Decimal("999999999999.999999999"), 1),
+        ("i3", march_1, "TRANSCRIPT", Decimal("0.333333333"), 1),
+        ("i4", march_1, "STREAM", Decimal(5), 1),
+    }
+    assert spans == {
+        "i1": (
+            datetime.fromisoformat("2026-03-01T23:59:59.999999+00:00"),
+            datetime.fromisoformat("2026-03-02T00:00:00+00:00"),
+        ),
+        "i2": (datetime(2026, 3, 1, 23, 10, tzinfo=UTC),) * 2,
+        "i3": (datetime(2026, 3, 1, 23, 20, tzinfo=UTC),) * 2,
     }
