@@ -119,6 +119,20 @@ _OWNERS = {
         Interaction.id.in_(bindparam("ids", expanding=True))
     ),
 }
+# A redelivery's stored records (PostgreSQL: the keys as two arrays).
+_KEYS = (
+    func.unnest(
+        bindparam("sources", type_=ARRAY(Text)),
+        bindparam("external_ids", type_=ARRAY(Text)),
+    )
+    .table_valued("source", "external_id")
+    .render_derived()
+)
+_RECORDS_BY_KEY = select(UsageRecord).where(
+    tuple_(UsageRecord.source, UsageRecord.external_id).in_(
+        select(_KEYS.c.source, _KEYS.c.external_id)
+    )
+)
 _LOCK_SPAN_ROWS = text(
     "SELECT 1 FROM interactions"
     " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
@@ -430,11 +444,23 @@ class UsageRepository:
     ) -> dict[tuple[str, str], UsageRecord]:
         """Stored records for the given (source, external_id) keys."""
         found: dict[tuple[str, str], UsageRecord] = {}
+        postgresql = self._dialect() == "postgresql"
         for chunk in chunks(list(keys), LOOKUP_CHUNK):
-            result = await self.session.execute(
-                select(UsageRecord).where(
-                    tuple_(UsageRecord.source, UsageRecord.external_id).in_(list(chunk))
+            if postgresql:
+                result = await self.session.execute(
+                    _RECORDS_BY_KEY,
+                    {
+                        "sources": [source for source, _ in chunk],
+                        "external_ids": [external_id for _, external_id in chunk],
+                    },
                 )
-            )
+            else:
+                result = await self.session.execute(
+                    select(UsageRecord).where(
+                        tuple_(UsageRecord.source, UsageRecord.external_id).in_(
+                            list(chunk)
+                        )
+                    )
+                )
             found.update({(r.source, r.external_id): r for r in result.scalars()})
         return found
