@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'corti-usage.db'}"
@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_SQLITE_URL
+    # PostgreSQL connections per process: kept open in the pool, and opened
+    # beyond it under load (closed again when returned).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=20, ge=0)
 
     # Corti credentials and hosts (the SDK's `base`, `wss`, `login`).
     corti_environment: str = "eu"

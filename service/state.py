@@ -49,9 +49,7 @@ class AppState:
     async def start(self) -> None:
         """Open the database and start the live feed (lifespan startup)."""
         settings = self.settings
-        self._db = Database.from_url(
-            settings.database_url, statement_timeout_ms=settings.statement_timeout_ms
-        )
+        self._db = Database.from_settings(settings, api=True)
         self._feed = UsageFeed(self._db)
         await self._feed.start()
 

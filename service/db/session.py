@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
@@ -39,6 +39,9 @@ from sqlalchemy.util import await_
 
 from service.db.timebuckets import sqlite_truncate
 from service.db.types import encode_sqlite_credits
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 
@@ -89,8 +92,18 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
-def create_engine(url: str, *, statement_timeout_ms: int | None = None) -> AsyncEngine:
-    """An async engine for a SQLite or PostgreSQL URL, set up for this service."""
+def create_engine(
+    url: str,
+    *,
+    statement_timeout_ms: int | None = None,
+    pool_size: int = 20,
+    max_overflow: int = 20,
+) -> AsyncEngine:
+    """An async engine for a SQLite or PostgreSQL URL, set up for this service.
+
+    `pool_size` and `max_overflow` bound PostgreSQL's connections per process
+    (`DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW`).
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("postgresql"):
         # JIT compilation costs more than it saves on these short aggregate
@@ -106,8 +119,8 @@ def create_engine(url: str, *, statement_timeout_ms: int | None = None) -> Async
         if statement_timeout_ms:
             settings["statement_timeout"] = str(statement_timeout_ms)
         kwargs["connect_args"] = {"server_settings": settings}
-        kwargs["pool_size"] = 20
-        kwargs["max_overflow"] = 20
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = max_overflow
     elif url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
     engine = create_async_engine(url, **kwargs)
@@ -154,9 +167,32 @@ class Database:
     write_lock: asyncio.Lock | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, statement_timeout_ms: int | None = None) -> Database:
+    def from_settings(cls, settings: Settings, *, api: bool = False) -> Database:
+        """The database of `settings`, with its pool bounds (and, for the API,
+        its statement timeout)."""
+        return cls.from_url(
+            settings.database_url,
+            statement_timeout_ms=settings.statement_timeout_ms if api else None,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        statement_timeout_ms: int | None = None,
+        pool_size: int = 20,
+        max_overflow: int = 20,
+    ) -> Database:
         """Build the engine and both session factories."""
-        engine = create_engine(url, statement_timeout_ms=statement_timeout_ms)
+        engine = create_engine(
+            url,
+            statement_timeout_ms=statement_timeout_ms,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
         return cls(
             engine=engine,
             reader=async_sessionmaker(engine, expire_on_commit=False),

@@ -41,7 +41,7 @@ async def run_worker(
         sys.stderr.write(f"worker: {error}\n")
         raise SystemExit(2) from None
     tracing.setup("worker")
-    db = Database.from_url(settings.database_url)
+    db = Database.from_settings(settings)
     metrics.watch_pool(db.engine)
     tracing.instrument_engine(db.engine)
     endpoint = None

@@ -12,6 +12,7 @@ from bench import processes
 from corti_sandbox.testing import SandboxControl, SandboxServer
 from service.db.session import Database
 from tests.fixtures.app import free_port, make_key
+from tests.fixtures.database import BACKEND
 from tests.fixtures.seed import REGISTER
 from tests.ops.metrics_text import Scrape
 from tests.worker.helpers import DOCUMENT
@@ -24,7 +25,9 @@ REQUESTS = 40
 async def test_serve_workers_metrics_cover_every_process(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = processes.environment(DATABASE_URL=database_url)
+    env = processes.environment(
+        DATABASE_URL=database_url, DATABASE_POOL_SIZE="3", DATABASE_MAX_OVERFLOW="2"
+    )
     async with processes.serve(env, tmp_path / "serve.log", workers=2) as api:
         assert api.url is not None
         for _ in range(REQUESTS):
@@ -40,8 +43,13 @@ async def test_serve_workers_metrics_cover_every_process(
                     "ledger_http_request_duration_seconds_count", route="/healthz"
                 )
             )
-            # Each process's pool has its capacity in the sum.
-            assert metrics.value("ledger_db_pool_capacity") >= 2
+            # Each process's pool has its capacity in the sum: on PostgreSQL
+            # DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW each.
+            capacity = metrics.value("ledger_db_pool_capacity")
+            if BACKEND == "postgresql":
+                assert capacity == 2 * (3 + 2)
+            else:
+                assert capacity >= 2
     # Every scrape, whichever process answered it, saw all the requests
     # (those of the readiness wait included).
     assert len(counts) == 1
