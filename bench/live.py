@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -69,6 +70,7 @@ class Subscriber:
         self.key = key
         self.tenants = list(tenants)
         self.seen: Counter[tuple[str, str]] = Counter()
+        self.first_seen: dict[tuple[str, str], float] = {}  # time.time()
         self.errors: list[Any] = []
         self.closed: str | None = None
         self.pid: int | None = None
@@ -128,7 +130,9 @@ class Subscriber:
                         self.errors.append(payload["errors"])
                     record = (payload.get("data") or {}).get("usageRecorded")
                     if record:
-                        self.seen[(record["source"], record["externalId"])] += 1
+                        key = (record["source"], record["externalId"])
+                        self.seen[key] += 1
+                        self.first_seen.setdefault(key, time.time())
                 elif kind in ("error", "complete"):
                     self.errors.append(message)
         except ConnectionClosed as closed:

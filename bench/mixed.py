@@ -5,7 +5,9 @@ Senders, each a loop until `stop` is set, over real HTTP:
 - webhook senders: single `recordStreamUsage` / `recordTranscriptUsage` /
   `recordDocumentUsage` mutations on registered interactions, half signed like
   a webhook (X-Webhook-Signature, signed anew for every attempt), half with an
-  API key; a share of them redeliveries of records already acknowledged;
+  API key; a share of them redeliveries of records already acknowledged; with
+  `Plan.register`, a share `registerInteraction` of new interactions (the
+  records' next targets) or again of earlier ones;
 - batch senders: `ingestUsage` batches of new records (on interactions, and
   FACTS attributed to a tenant and user directly), some with earlier records
   mixed in, some whole earlier batches sent again;
@@ -136,6 +138,7 @@ class Plan:
     job_senders: int = 1
     dashboard_readers: int = 1
     redelivery: float = 0.25  # share of single calls that are redeliveries
+    register: float = 0.0  # share of webhook calls that are registerInteraction
     abandon: float = 0.0  # share of failed new-record calls given up, not retried
     pause: float = 0.0  # seconds each sender waits between two calls
     audio_seconds: float = 1.0
@@ -185,6 +188,7 @@ class MixedLoad:
         )
         self.tenants = [f"{self.run_id}-t{i}" for i in range(self.plan.tenants)]
         self.interactions: list[tuple[str, str, str]] = []  # (id, tenant, user)
+        self._tenant_by_interaction: dict[str, str] = {}
         self.corti_interactions: list[tuple[str, str]] = []  # (id, tenant)
         self.acked: dict[Key, Acked] = {}
         self.record_ids: dict[Key, str] = {}
@@ -200,6 +204,7 @@ class MixedLoad:
         self._sent: deque[_Sent] = deque(maxlen=2000)
         self._batches: deque[list[dict[str, Any]]] = deque(maxlen=200)
         self._inputs: deque[dict[str, Any]] = deque(maxlen=2000)
+        self._registered: deque[dict[str, Any]] = deque(maxlen=2000)
         self._signed_at: dict[bytes, int] = {}
         self._serial = 0
 
@@ -326,7 +331,7 @@ class MixedLoad:
                         }
                     },
                 )
-                self.interactions.append((interaction, tenant, user))
+                self._add_interaction(interaction, tenant, user)
         created: dict[str, str] = {}
         for tenant in self.tenants:
             for n in range(plan.corti_interactions):
@@ -396,8 +401,15 @@ class MixedLoad:
             if self.plan.pause:
                 await asyncio.sleep(self.plan.pause * self.rng.uniform(0.5, 1.5))
 
+    def _add_interaction(self, interaction: str, tenant: str, user: str) -> None:
+        self.interactions.append((interaction, tenant, user))
+        self._tenant_by_interaction[interaction] = tenant
+
     async def webhook_once(self) -> None:
-        """One single mutation: a new record or a redelivery."""
+        """One single mutation: a registration, a new record or a redelivery."""
+        if self.plan.register and self.rng.random() < self.plan.register:
+            await self.register_once()
+            return
         redelivery = bool(self._sent) and self.rng.random() < self.plan.redelivery
         if redelivery:
             sent = self.rng.choice(self._sent)
@@ -448,11 +460,40 @@ class MixedLoad:
             self._sent.append(_Sent(source, variables, record_id))
         return record_id
 
+    async def register_once(self) -> None:
+        """`registerInteraction` of a new interaction, or again of an earlier one.
+
+        A new one joins the interactions that records are sent for once it is
+        acknowledged. Registrations are never abandoned (a record's tenant
+        would be unknown).
+        """
+        redelivery = bool(self._registered) and self.rng.random() < self.plan.redelivery
+        if redelivery:
+            variables = self.rng.choice(self._registered)
+        else:
+            variables = {
+                "in": {
+                    "interactionId": self._next("i"),
+                    "tenantId": self.rng.choice(self.tenants),
+                    "userId": f"u{self.rng.randrange(self.plan.users)}",
+                }
+            }
+        signed = self.rng.random() < 0.5
+        op = "webhook.registerInteraction" + (".signed" if signed else "")
+        data = await self.call(op, REGISTER, variables, signed=signed)
+        fields = variables["in"]
+        key = ("INTERACTION", fields["interactionId"])
+        known = self.record_ids.setdefault(key, data["registerInteraction"]["id"])
+        if known != data["registerInteraction"]["id"]:
+            self.id_mismatches.append(f"{key}: {known} then {data}")
+        if not redelivery:
+            self._registered.append(variables)
+            self._add_interaction(
+                fields["interactionId"], fields["tenantId"], fields["userId"]
+            )
+
     def _tenant_of(self, interaction: str) -> str:
-        for known, tenant, _user in self.interactions:
-            if known == interaction:
-                return tenant
-        raise KeyError(interaction)
+        return self._tenant_by_interaction[interaction]
 
     async def batch_once(self) -> None:
         """One ingestUsage batch: new records, some earlier ones, or an earlier batch."""
