@@ -394,8 +394,8 @@ def judge(
         a = [w["ops"][op]["p99_ms"] for w in early if _counts(w, op)]
         b = [w["ops"][op]["p99_ms"] for w in late if _counts(w, op)]
         judged = bool(a) and bool(b)
-        first = statistics.median(a) if a else None
-        last = statistics.median(b) if b else None
+        first = round(statistics.median(a), 1) if a else None
+        last = round(statistics.median(b), 1) if b else None
         ratio = last / first if first and last is not None else None
         ops[op] = {
             "first_half_p99_ms": first,
