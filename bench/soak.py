@@ -31,12 +31,15 @@ Criteria (exit status 1 if one fails; see CRITERIA):
 - memory: total server RSS at the end of the last window less than 10 %
   above the RSS at the end of warm-up (the first `--warmup-windows` windows);
 - p99 stable: per operation, the windows after warm-up split into a first
-  and a last half (the middle one of an odd number left out); the median of
-  the last half's per-window p99s at most 2x the median of the first half's.
-  Medians, so that one window in which another tenant of the machine took
-  the cores does not decide it; a p99 that grows over the run does. Only
-  windows with at least MIN_CALLS calls of the operation count; an operation
-  without such a window in both halves is shown, not judged.
+  and a last half (the middle one of an odd number left out); the lowest
+  per-window p99 of the last half at most 2x the lowest of the first half.
+  On a machine shared with other work, that work only ever adds latency, and
+  in bursts: a window in which it took the cores raises that window's p99
+  (the median of each half is reported too, and the highest window p99),
+  while what the soak is after, a service that gets slower as it runs
+  (growing tables, caches, leaks), raises every later window, its best one
+  too. Only windows with at least MIN_CALLS calls of the operation count;
+  an operation without such a window in both halves is shown, not judged.
 
 Prints a table per window, the p99 per operation per window and the
 criteria, then one JSON line, and writes the JSON to `--output`
@@ -99,9 +102,9 @@ CRITERIA = {
     "errors": "no failed attempt and no sender exception, in any phase",
     "memory": f"server RSS at the end < {1 + RSS_GROWTH_LIMIT:.2f}x RSS at the "
     "end of warm-up",
-    "p99": "per operation, median per-window p99 of the last half of the windows "
-    f"after warm-up <= {P99_RATIO_LIMIT:g}x that of the first half (windows with "
-    f">= {MIN_CALLS} calls)",
+    "p99": "per operation, lowest per-window p99 of the last half of the windows "
+    f"after warm-up <= {P99_RATIO_LIMIT:g}x the lowest of the first half (windows "
+    f"with >= {MIN_CALLS} calls)",
 }
 
 
@@ -394,13 +397,15 @@ def judge(
         a = [w["ops"][op]["p99_ms"] for w in early if _counts(w, op)]
         b = [w["ops"][op]["p99_ms"] for w in late if _counts(w, op)]
         judged = bool(a) and bool(b)
-        first = round(statistics.median(a), 1) if a else None
-        last = round(statistics.median(b), 1) if b else None
+        first = min(a) if a else None
+        last = min(b) if b else None
         ratio = last / first if first and last is not None else None
         ops[op] = {
-            "first_half_p99_ms": first,
-            "last_half_p99_ms": last,
+            "first_half_best_p99_ms": first,
+            "last_half_best_p99_ms": last,
             "ratio": round(ratio, 2) if ratio is not None else None,
+            "first_half_median_p99_ms": round(statistics.median(a), 1) if a else None,
+            "last_half_median_p99_ms": round(statistics.median(b), 1) if b else None,
             "max_window_p99_ms": max(
                 (w["ops"][op]["p99_ms"] for w in after if op in w["ops"]),
                 default=None,
@@ -631,7 +636,7 @@ def render(result: dict[str, Any]) -> str:
         f"{criteria['memory']['end_mb']} MB ({criteria['memory']['growth_pct']:+} %)",
         "p99": criteria["p99"].get("error")
         or ", ".join(
-            f"{op} {o['first_half_p99_ms']} -> {o['last_half_p99_ms']}"
+            f"{op} {o['first_half_best_p99_ms']} -> {o['last_half_best_p99_ms']}"
             + ("" if o["judged"] else " (not judged)")
             for op, o in criteria["p99"]["ops"].items()
         ),
