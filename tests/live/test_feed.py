@@ -45,6 +45,23 @@ def event(n: int, tenant: str = "t1") -> UsageEvent:
     )
 
 
+def stored_record(external_id: str, credits: str = "1") -> UsageRecord:
+    """A STREAM record of int-1 as UsageService writes it (owner copy t1/u1:
+    events name this tenant)."""
+    now = datetime.now(UTC)
+    return UsageRecord(
+        id=uuid.uuid4(),
+        source="STREAM",
+        external_id=external_id,
+        interaction_id="int-1",
+        credits=Decimal(credits),
+        created_at=now,
+        received_at=now,
+        tenant_id="t1",
+        user_id="u1",
+    )
+
+
 @pytest_asyncio.fixture
 async def second_server(server: Server) -> AsyncIterator[str]:
     """Another API instance on the same database (as another process would be)."""
@@ -114,19 +131,7 @@ async def test_worker_process_publishes_with_its_own_database(
         async with socket(server.url, bearer(admin_key)) as ws:
             await ws.subscribe(USAGE_RECORDED, {"t": "t1"})
             await subscribed("t1")
-            now = datetime.now(UTC)
-            record = UsageRecord(
-                id=uuid.uuid4(),
-                source="STREAM",
-                external_id="job-1",
-                interaction_id="int-1",
-                credits=Decimal("3.25"),
-                created_at=now,
-                received_at=now,
-                # The owner copy UsageService writes; events name this tenant.
-                tenant_id="t1",
-                user_id="u1",
-            )
+            record = stored_record("job-1", "3.25")
             async with unit_of_work(worker_db) as uow:
                 uow.session.add(record)
                 uow.raise_event(UsageRecorded([record]))
@@ -143,26 +148,12 @@ async def test_rolled_back_usage_is_not_announced(
     await gql.data(REGISTER, {"i": "int-1", "t": "t1", "u": "u1"})
     writer = Database.from_url(database_url)
 
-    def record(external_id: str) -> UsageRecord:
-        now = datetime.now(UTC)
-        return UsageRecord(
-            id=uuid.uuid4(),
-            source="STREAM",
-            external_id=external_id,
-            interaction_id="int-1",
-            credits=Decimal(1),
-            created_at=now,
-            received_at=now,
-            tenant_id="t1",
-            user_id="u1",
-        )
-
     class Abort(Exception):
         pass
 
     async def write_and_abort() -> None:
         async with unit_of_work(writer) as uow:
-            rolled_back = record("rolled-back")
+            rolled_back = stored_record("rolled-back")
             uow.session.add(rolled_back)
             uow.raise_event(UsageRecorded([rolled_back]))
             # The in-transaction handlers (the NOTIFY) run before the commit;
@@ -177,7 +168,7 @@ async def test_rolled_back_usage_is_not_announced(
             with pytest.raises(Abort):
                 await write_and_abort()
             async with unit_of_work(writer) as uow:
-                control = record("control")
+                control = stored_record("control")
                 uow.session.add(control)
                 uow.raise_event(UsageRecorded([control]))
             message = await ws.receive(seconds=1.0)
