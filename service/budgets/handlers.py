@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import weakref
 
-from sqlalchemy import ARRAY, Text, bindparam, column, func, select
-
 from service.budgets import alerts
 from service.budgets.alerts import BudgetAlertCrossed
 from service.budgets.feed import CHANNEL, alert_feed
@@ -38,7 +36,7 @@ from service.events import (
     after_commit,
     in_transaction,
 )
-from service.live.feed import listen_also
+from service.live.feed import listen_also, notify
 from service.uow import UnitOfWork
 
 # Per open unit of work: ids of the usage events already decided.
@@ -78,19 +76,12 @@ async def on_move(event: InteractionMoved, uow: UnitOfWork) -> None:
 # Every API process's live-feed listener also hears the alerts' channel.
 listen_also(CHANNEL, alert_feed.receive)
 
-# One pg_notify per alert in one statement (built once).
-_NOTIFY = select(func.pg_notify(CHANNEL, column("p"))).select_from(
-    func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p")
-)
-
 
 @in_transaction(BudgetAlertCrossed)
-async def notify(event: BudgetAlertCrossed, uow: UnitOfWork) -> None:
+async def notify_alerts(event: BudgetAlertCrossed, uow: UnitOfWork) -> None:
     """PostgreSQL: NOTIFY the new alerts in their transaction (sent at commit)."""
-    if uow.db.dialect == "postgresql" and event.alerts:
-        await uow.session.execute(
-            _NOTIFY, {"payloads": [alert.to_payload() for alert in event.alerts]}
-        )
+    if uow.db.dialect == "postgresql":
+        await notify(uow.session, CHANNEL, [a.to_payload() for a in event.alerts])
 
 
 @after_commit(BudgetAlertCrossed)

@@ -254,10 +254,19 @@ def running_feeds() -> list[UsageFeed]:
 
 
 # One `pg_notify` per payload in one statement (one round trip for a batch);
-# built once.
-_NOTIFY = select(func.pg_notify(CHANNEL, column("p"))).select_from(
-    func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p")
-)
+# built once, for every channel.
+_NOTIFY = select(
+    func.pg_notify(bindparam("channel", type_=Text), column("p"))
+).select_from(func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p"))
+
+
+async def notify(session: AsyncSession, channel: str, messages: Sequence[str]) -> None:
+    """NOTIFY `channel` with each of `messages` in the session's transaction.
+
+    PostgreSQL delivers them when, and only if, the transaction commits.
+    """
+    if messages:
+        await session.execute(_NOTIFY, {"channel": channel, "payloads": list(messages)})
 
 
 async def notify_in_transaction(
@@ -272,9 +281,7 @@ async def notify_in_transaction(
     UsageService), so nothing is read back; records of interactions not
     registered yet have no tenant and are not announced.
     """
-    events = _events(records)
-    if events:
-        await session.execute(_NOTIFY, {"payloads": list(payloads(events))})
+    await notify(session, CHANNEL, list(payloads(_events(records))))
 
 
 def publish_here(records: Sequence[RecordFacts], db: Database) -> None:
