@@ -11,17 +11,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
 from service.corti.schemas import EncounterStatus, EncounterType
 from service.db.base import new_uuid
-from service.db.models import Interaction, Job, UsageRecord
+from service.db.models import Interaction, Job
 from service.errors import BadUserInput, Forbidden, NotFound
 from service.jobs.audio import Readable, pending_audio_bytes, store_audio
 from service.jobs.records import JobKind
 from service.uow import UnitOfWork
+from service.usage.records import Source
+from service.usage.repository import UsageRepository
 from service.validation import check_id
 
 ENCOUNTER_STATUSES: tuple[str, ...] = get_args(EncounterStatus)
@@ -430,11 +431,9 @@ async def _check_document(
     this service). Both refusals read the same, so a bound key learns nothing
     about other tenants' ids.
     """
-    owner = await session.scalar(
-        select(UsageRecord.tenant_id).where(
-            UsageRecord.source == "DOCUMENT", UsageRecord.external_id == document_id
-        )
-    )
+    key = (Source.DOCUMENT.value, document_id)
+    record = (await UsageRepository(session).records_by_key([key])).get(key)
+    owner = None if record is None else record.tenant_id
     if owner == tenant_id or (owner is None and principal.tenant_id is None):
         return
     raise BadUserInput(
