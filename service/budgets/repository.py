@@ -15,7 +15,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
-    func,
     or_,
     select,
     text,
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.budgets.models import Budget, BudgetAlert
 from service.budgets.periods import Window
 from service.db.base import new_uuid
+from service.db.sql import text_pairs
 
 
 def lock_key(*parts: object) -> int:
@@ -35,23 +35,16 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-_PAIRS_TABLE = (
-    func.unnest(
-        bindparam("pair_tenants", type_=ARRAY(Text)),
-        bindparam("pair_users", type_=ARRAY(Text)),
-    )
-    .table_valued("tenant_id", "user_key")
-    .render_derived()
-)
-_PAIRS = select(_PAIRS_TABLE.c.tenant_id, _PAIRS_TABLE.c.user_key)
-
 # Built once: every usage write runs it (the alert decision). PostgreSQL takes
 # arrays (an expanding IN renders its SQL anew for every call); SQLite has none.
 _OF_OWNERS = {
     "postgresql": select(Budget).where(
         Budget.tenant_id == any_(bindparam("tenants", type_=ARRAY(Text))),
         or_(
-            Budget.user_key == "", tuple_(Budget.tenant_id, Budget.user_key).in_(_PAIRS)
+            Budget.user_key == "",
+            tuple_(Budget.tenant_id, Budget.user_key).in_(
+                text_pairs("pair_tenants", "pair_users")
+            ),
         ),
     ),
     "sqlite": select(Budget).where(

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import ARRAY, Select, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -164,3 +164,18 @@ def _check_unit_and_zone(unit: str, zone_name: str) -> None:
     zone(zone_name)  # KeyError unless a known IANA name
     if not _ZONE_TEXT.match(zone_name):
         raise ValueError(zone_name)
+
+
+def text_pairs(first: str, second: str) -> Select[Any]:
+    """PostgreSQL: the rows (first, second) of two text-array parameters of
+    those names, zipped (`unnest($1, $2)`), for `tuple_(...).in_(...)`: one
+    statement for any number of pairs, instead of an expanding IN whose SQL
+    is rendered anew for every call."""
+    pairs = (
+        func.unnest(
+            bindparam(first, type_=ARRAY(Text)), bindparam(second, type_=ARRAY(Text))
+        )
+        .table_valued(first, second)
+        .render_derived()
+    )
+    return select(pairs.c[first], pairs.c[second])

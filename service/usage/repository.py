@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models import Interaction, Tenant, UsageRecord, User
+from service.db.sql import text_pairs
 from service.usage import rollups
 from service.usage.queries.models import InteractionRow
 from service.usage.records import LOOKUP_CHUNK, StoredRecord, chunks
@@ -120,17 +121,9 @@ _OWNERS = {
     ),
 }
 # A redelivery's stored records (PostgreSQL: the keys as two arrays).
-_KEYS = (
-    func.unnest(
-        bindparam("sources", type_=ARRAY(Text)),
-        bindparam("external_ids", type_=ARRAY(Text)),
-    )
-    .table_valued("source", "external_id")
-    .render_derived()
-)
 _RECORDS_BY_KEY = select(UsageRecord).where(
     tuple_(UsageRecord.source, UsageRecord.external_id).in_(
-        select(_KEYS.c.source, _KEYS.c.external_id)
+        text_pairs("sources", "external_ids")
     )
 )
 _LOCK_SPAN_ROWS = text(
