@@ -7,11 +7,12 @@ layer the service could send it by, and prints the mean CPU microseconds per
 statement as a table and as JSON:
 
 - `session.execute` of the statement the service builds once (what the
-  write path does today);
+  write path did before service.db.direct);
 - the same with an expanding IN (what it did before);
 - `text()` through the session; `exec_driver_sql` on the connection;
-- asyncpg's own `fetch` on the transaction's driver connection (what a raw
-  hot path would cost).
+- `Direct.rows` (service.db.direct: what the write path does now, SQLAlchemy's
+  compiled statement bound and run by asyncpg on the session's connection);
+- asyncpg's own `fetch` on the transaction's driver connection (the floor).
 
 Without a URL it migrates a database of its own on the local PostgreSQL
 (`bench_statement_overhead`, dropped afterwards).
@@ -58,14 +59,15 @@ async def measure(url: str, n: int) -> dict[str, float]:
     """Mean CPU microseconds per statement, by path."""
     db = Database.from_url(url)
     ids = {"ids": ["i-1"]}
+    owners = _OWNERS["postgresql"]
     try:
         async with db.write() as session:
             connection = await session.connection()
             await session.execute(text("SELECT 1"))  # the transaction has begun
-            raw = (await connection.get_raw_connection()).driver_connection
+            raw: Any = (await connection.get_raw_connection()).driver_connection
             return {
                 "session.execute (built once, = ANY)": await _cpu_us(
-                    lambda: session.execute(_OWNERS["postgresql"], ids), n
+                    lambda: session.execute(owners.statement, ids), n
                 ),
                 "session.execute (expanding IN)": await _cpu_us(
                     lambda: session.execute(EXPANDING, ids), n
@@ -76,6 +78,7 @@ async def measure(url: str, n: int) -> dict[str, float]:
                 "connection.exec_driver_sql": await _cpu_us(
                     lambda: connection.exec_driver_sql(RAW, (["i-1"],)), n
                 ),
+                "Direct.rows": await _cpu_us(lambda: owners.rows(session, ids), n),
                 "asyncpg fetch": await _cpu_us(lambda: raw.fetch(RAW, ["i-1"]), n),
             }
     finally:
