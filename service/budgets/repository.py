@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.budgets.models import Budget, BudgetAlert
 from service.budgets.periods import Window
 from service.db.base import new_uuid
+from service.db.direct import Direct
 from service.db.sql import text_pairs
 
 
@@ -37,24 +38,31 @@ def lock_key(*parts: object) -> int:
 
 # Built once: every usage write runs it (the alert decision). PostgreSQL takes
 # arrays (an expanding IN renders its SQL anew for every call); SQLite has none.
+# Core rows, not ORM entities (service.db.direct): the ORM's loading cost more
+# than the statement on the webhook path.
+_BUDGET_COLUMNS = tuple(Budget.__table__.columns)
 _OF_OWNERS = {
-    "postgresql": select(Budget).where(
-        Budget.tenant_id == any_(bindparam("tenants", type_=ARRAY(Text))),
-        or_(
-            Budget.user_key == "",
-            tuple_(Budget.tenant_id, Budget.user_key).in_(
-                text_pairs("pair_tenants", "pair_users")
+    "postgresql": Direct(
+        select(*_BUDGET_COLUMNS).where(
+            Budget.tenant_id == any_(bindparam("tenants", type_=ARRAY(Text))),
+            or_(
+                Budget.user_key == "",
+                tuple_(Budget.tenant_id, Budget.user_key).in_(
+                    text_pairs("pair_tenants", "pair_users")
+                ),
             ),
-        ),
+        )
     ),
-    "sqlite": select(Budget).where(
-        Budget.tenant_id.in_(bindparam("tenants", expanding=True)),
-        or_(
-            Budget.user_key == "",
-            tuple_(Budget.tenant_id, Budget.user_key).in_(
-                bindparam("pairs", expanding=True)
+    "sqlite": Direct(
+        select(*_BUDGET_COLUMNS).where(
+            Budget.tenant_id.in_(bindparam("tenants", expanding=True)),
+            or_(
+                Budget.user_key == "",
+                tuple_(Budget.tenant_id, Budget.user_key).in_(
+                    bindparam("pairs", expanding=True)
+                ),
             ),
-        ),
+        )
     ),
 }
 
@@ -144,18 +152,18 @@ class BudgetRepository:
             return []
         tenants = sorted({t for t, _ in owners})
         pairs = sorted(set(owners))
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             parameters: dict[str, Any] = {
                 "tenants": tenants,
                 "pair_tenants": [tenant for tenant, _ in pairs],
                 "pair_users": [user for _, user in pairs],
             }
-            rows = await self.session.execute(_OF_OWNERS["postgresql"], parameters)
         else:
-            rows = await self.session.execute(
-                _OF_OWNERS["sqlite"], {"tenants": tenants, "pairs": pairs}
-            )
-        return list(rows.scalars())
+            parameters = {"tenants": tenants, "pairs": pairs}
+        rows = await _OF_OWNERS[self.dialect].rows(self.session, parameters)
+        # Read-only copies (not in the session): callers only read them.
+        names = [column.key for column in _BUDGET_COLUMNS]
+        return [Budget(**dict(zip(names, row, strict=True))) for row in rows]
 
     async def delete_budget(self, budget_id: uuid.UUID) -> bool:
         """Delete a budget and its alerts; True if it existed."""

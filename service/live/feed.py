@@ -28,6 +28,7 @@ import asyncpg
 from sqlalchemy import ARRAY, Text, bindparam, column, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.direct import Direct
 from service.db.session import Database
 from service.errors import AppError, Unavailable
 from service.events import RecordFacts
@@ -255,9 +256,11 @@ def running_feeds() -> list[UsageFeed]:
 
 # One `pg_notify` per payload in one statement (one round trip for a batch);
 # built once, for every channel.
-_NOTIFY = select(
-    func.pg_notify(bindparam("channel", type_=Text), column("p"))
-).select_from(func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p"))
+_NOTIFY = Direct(
+    select(func.pg_notify(bindparam("channel", type_=Text), column("p"))).select_from(
+        func.unnest(bindparam("payloads", type_=ARRAY(Text))).alias("p")
+    )
+)
 
 
 async def notify(session: AsyncSession, channel: str, messages: Sequence[str]) -> None:
@@ -266,7 +269,7 @@ async def notify(session: AsyncSession, channel: str, messages: Sequence[str]) -
     PostgreSQL delivers them when, and only if, the transaction commits.
     """
     if messages:
-        await session.execute(_NOTIFY, {"channel": channel, "payloads": list(messages)})
+        await _NOTIFY.run(session, {"channel": channel, "payloads": list(messages)})
 
 
 async def notify_in_transaction(

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
+from service.db.direct import Direct
 from service.db.models import Interaction, Tenant, UsageRecord, User
 from service.db.sql import text_pairs
 from service.usage import rollups
@@ -37,10 +38,10 @@ class _Statements:
     """The registration's statements, built once per dialect (Core, not ORM
     units of work: SQLAlchemy caches their compiled form by the statement)."""
 
-    tenant: Any
-    user: Any
-    interaction: Any
-    lock_interaction: Any
+    tenant: Direct
+    user: Direct
+    interaction: Direct
+    lock_interaction: Direct
 
 
 def _statements(module: Any, for_update: bool) -> _Statements:
@@ -85,7 +86,7 @@ def _statements(module: Any, for_update: bool) -> _Statements:
     ).where(interactions.c.id == bindparam("id"))
     if for_update:
         lock = lock.with_for_update()
-    return _Statements(tenant, user, interaction, lock)
+    return _Statements(Direct(tenant), Direct(user), Direct(interaction), Direct(lock))
 
 
 _POSTGRESQL = _statements(postgresql, for_update=True)
@@ -94,31 +95,58 @@ _SQLITE = _statements(sqlite, for_update=False)
 
 # Built once (text() parses its bind parameters; select() builds its
 # expression tree): the record path runs these on every write.
-_LOCK_MIXED = text(
-    "SELECT CASE WHEN e THEN pg_advisory_xact_lock(k)::text"
-    " ELSE pg_advisory_xact_lock_shared(k)::text END FROM ("
-    " SELECT hashtextextended(x, 0) AS k,"
-    " bool_or(x = ANY(CAST(:exclusive AS text[]))) AS e"
-    " FROM unnest(CAST(:ids AS text[])) AS x"
-    " GROUP BY 1 ORDER BY 1) AS keys"
+_LOCK_MIXED = Direct(
+    text(
+        "SELECT CASE WHEN e THEN pg_advisory_xact_lock(k)::text"
+        " ELSE pg_advisory_xact_lock_shared(k)::text END FROM ("
+        " SELECT hashtextextended(x, 0) AS k,"
+        " bool_or(x = ANY(CAST(:exclusive AS text[]))) AS e"
+        " FROM unnest(CAST(:ids AS text[])) AS x"
+        " GROUP BY 1 ORDER BY 1) AS keys"
+    )
 )
 _LOCK_SHARED, _LOCK_EXCLUSIVE = (
-    text(
-        f"SELECT {function}(k) FROM ("
-        " SELECT DISTINCT hashtextextended(x, 0) AS k"
-        " FROM unnest(CAST(:ids AS text[])) AS x ORDER BY 1) AS keys"
+    Direct(
+        text(
+            f"SELECT {function}(k) FROM ("
+            " SELECT DISTINCT hashtextextended(x, 0) AS k"
+            " FROM unnest(CAST(:ids AS text[])) AS x ORDER BY 1) AS keys"
+        )
     )
     for function in ("pg_advisory_xact_lock_shared", "pg_advisory_xact_lock")
 )
 # PostgreSQL: one array parameter (an expanding IN renders its SQL anew for
 # every call, about 80 us more per statement); SQLite has no arrays.
 _OWNERS = {
-    "postgresql": select(
-        Interaction.id, Interaction.tenant_id, Interaction.user_id
-    ).where(Interaction.id == any_(bindparam("ids", type_=ARRAY(Text)))),
-    "sqlite": select(Interaction.id, Interaction.tenant_id, Interaction.user_id).where(
-        Interaction.id.in_(bindparam("ids", expanding=True))
+    "postgresql": Direct(
+        select(Interaction.id, Interaction.tenant_id, Interaction.user_id).where(
+            Interaction.id == any_(bindparam("ids", type_=ARRAY(Text)))
+        )
     ),
+    "sqlite": Direct(
+        select(Interaction.id, Interaction.tenant_id, Interaction.user_id).where(
+            Interaction.id.in_(bindparam("ids", expanding=True))
+        )
+    ),
+}
+# Interactions among :ids with usage written by a key bound to another tenant.
+_PINNED = {
+    dialect: Direct(
+        select(UsageRecord.interaction_id)
+        .where(
+            ids,
+            UsageRecord.writer_tenant_id.is_not(None),
+            UsageRecord.writer_tenant_id != bindparam("tenant_id"),
+        )
+        .distinct()
+    )
+    for dialect, ids in (
+        (
+            "postgresql",
+            UsageRecord.interaction_id == any_(bindparam("ids", type_=ARRAY(Text))),
+        ),
+        ("sqlite", UsageRecord.interaction_id.in_(bindparam("ids", expanding=True))),
+    )
 }
 # A redelivery's stored records (PostgreSQL: the keys as two arrays).
 _RECORDS_BY_KEY = select(UsageRecord).where(
@@ -126,19 +154,61 @@ _RECORDS_BY_KEY = select(UsageRecord).where(
         text_pairs("sources", "external_ids")
     )
 )
-_LOCK_SPAN_ROWS = text(
-    "SELECT 1 FROM interactions"
-    " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+_LOCK_SPAN_ROWS = Direct(
+    text(
+        "SELECT 1 FROM interactions"
+        " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+    )
 )
-_WIDEN_SPAN = text(
-    "UPDATE interactions AS i"
-    " SET last_usage_at = GREATEST(i.last_usage_at, v.last),"
-    " first_usage_at = LEAST(i.first_usage_at, v.first)"
-    " FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]),"
-    " CAST(:firsts AS timestamptz[])) AS v(id, last, first)"
-    " WHERE i.id = v.id AND (i.last_usage_at IS NULL"
-    " OR i.last_usage_at < v.last OR i.first_usage_at IS NULL"
-    " OR i.first_usage_at > v.first)"
+_WIDEN_SPAN = Direct(
+    text(
+        "UPDATE interactions AS i"
+        " SET last_usage_at = GREATEST(i.last_usage_at, v.last),"
+        " first_usage_at = LEAST(i.first_usage_at, v.first)"
+        " FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]),"
+        " CAST(:firsts AS timestamptz[])) AS v(id, last, first)"
+        " WHERE i.id = v.id AND (i.last_usage_at IS NULL"
+        " OR i.last_usage_at < v.last OR i.first_usage_at IS NULL"
+        " OR i.first_usage_at > v.first)"
+    )
+)
+# PostgreSQL: a batch of records as one array per column (one statement and
+# parameter list for any batch size, bound by asyncpg in C), inserted in the
+# arrays' order (the caller sorts them by key, see insert_records).
+_RECORD_COLUMNS = (
+    ("id", "uuid"),
+    ("source", "text"),
+    ("external_id", "text"),
+    ("interaction_id", "text"),
+    ("credits", "numeric"),
+    ("created_at", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("tenant_id", "text"),
+    ("user_id", "text"),
+    ("writer_tenant_id", "text"),
+)
+_INSERT_RECORDS = Direct(
+    text(
+        f"INSERT INTO usage_records ({', '.join(name for name, _ in _RECORD_COLUMNS)})"
+        " SELECT * FROM unnest("
+        + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _RECORD_COLUMNS)
+        + ") ON CONFLICT (source, external_id) DO NOTHING"
+        " RETURNING source, external_id"
+    )
+)
+# The records of one interaction, for (re-)attribution to its owner.
+_RECORDS_OF_INTERACTION = Direct(
+    select(
+        UsageRecord.tenant_id,
+        UsageRecord.user_id,
+        UsageRecord.created_at,
+        UsageRecord.source,
+        UsageRecord.credits,
+        UsageRecord.id,
+        UsageRecord.external_id,
+        UsageRecord.received_at,
+        UsageRecord.writer_tenant_id,
+    ).where(UsageRecord.interaction_id == bindparam("interaction_id"))
 )
 
 
@@ -161,27 +231,23 @@ class UsageRepository:
     async def ensure_user(self, tenant_id: str, user_id: str) -> None:
         """Create the tenant and user rows unless they exist."""
         statements = self._statements()
-        connection = await self.session.connection()
         params = {"tenant_id": tenant_id, "user_id": user_id, "now": utcnow()}
-        await connection.execute(statements.tenant, params)
-        await connection.execute(statements.user, params)
+        await statements.tenant.run(self.session, params)
+        await statements.user.run(self.session, params)
 
     async def lock_interaction(self, interaction_id: str) -> InteractionRow | None:
         """The interaction row, locked for update on PostgreSQL."""
-        connection = await self.session.connection()
-        result = await connection.execute(
-            self._statements().lock_interaction, {"id": interaction_id}
+        rows = await self._statements().lock_interaction.rows(
+            self.session, {"id": interaction_id}
         )
-        row = result.first()
-        return None if row is None else InteractionRow(*row)
+        return InteractionRow(*rows[0]) if rows else None
 
     async def insert_interaction(
         self, interaction_id: str, tenant_id: str, user_id: str, created_at: datetime
     ) -> bool:
         """Insert unless it exists; True when this call created it."""
-        connection = await self.session.connection()
-        result = await connection.execute(
-            self._statements().interaction,
+        rows = await self._statements().interaction.rows(
+            self.session,
             {
                 "id": interaction_id,
                 "tenant_id": tenant_id,
@@ -190,7 +256,7 @@ class UsageRepository:
                 "now": utcnow(),
             },
         )
-        return result.first() is not None
+        return bool(rows)
 
     async def move_interaction(
         self,
@@ -218,16 +284,10 @@ class UsageRepository:
         another tenant (pins, while they are unregistered)."""
         found: set[str] = set()
         for chunk in chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
-            result = await self.session.execute(
-                select(UsageRecord.interaction_id)
-                .where(
-                    UsageRecord.interaction_id.in_(chunk),
-                    UsageRecord.writer_tenant_id.is_not(None),
-                    UsageRecord.writer_tenant_id != tenant_id,
-                )
-                .distinct()
+            rows = await _PINNED[self._dialect()].rows(
+                self.session, {"ids": chunk, "tenant_id": tenant_id}
             )
-            found.update(i for i in result.scalars() if i is not None)
+            found.update(row[0] for row in rows if row[0] is not None)
         return found
 
     async def lock_interactions(
@@ -249,13 +309,13 @@ class UsageRepository:
         if self._dialect() != "postgresql" or not interaction_ids:
             return
         if shared and exclusive:
-            await self.session.execute(
-                _LOCK_MIXED,
+            await _LOCK_MIXED.run(
+                self.session,
                 {"ids": list(interaction_ids), "exclusive": list(exclusive)},
             )
             return
-        await self.session.execute(
-            _LOCK_SHARED if shared else _LOCK_EXCLUSIVE, {"ids": list(interaction_ids)}
+        await (_LOCK_SHARED if shared else _LOCK_EXCLUSIVE).run(
+            self.session, {"ids": list(interaction_ids)}
         )
 
     async def interaction_owners(
@@ -264,10 +324,8 @@ class UsageRepository:
         """(tenant, user) of every registered interaction among `interaction_ids`."""
         found: dict[str, tuple[str, str]] = {}
         for chunk in chunks(sorted(set(interaction_ids)), LOOKUP_CHUNK):
-            result = await self.session.execute(
-                _OWNERS[self._dialect()], {"ids": chunk}
-            )
-            found.update({row.id: (row.tenant_id, row.user_id) for row in result})
+            rows = await _OWNERS[self._dialect()].rows(self.session, {"ids": chunk})
+            found.update({row[0]: (row[1], row[2]) for row in rows})
         return found
 
     async def interaction_tenants(
@@ -289,48 +347,41 @@ class UsageRepository:
         they are now (for `InteractionMoved`; read by the same statement).
         """
         deltas = rollups.Deltas()
-        records = await self.session.execute(
-            select(
-                UsageRecord.tenant_id,
-                UsageRecord.user_id,
-                UsageRecord.created_at,
-                UsageRecord.source,
-                UsageRecord.credits,
-                UsageRecord.id,
-                UsageRecord.external_id,
-                UsageRecord.received_at,
-                UsageRecord.writer_tenant_id,
-            ).where(UsageRecord.interaction_id == interaction_id)
+        rows = await _RECORDS_OF_INTERACTION.rows(
+            self.session, {"interaction_id": interaction_id}
         )
-        rows = records.all()
         if not rows:
             # Nothing to move, and the usage times stay NULL (no records).
             return []
         moved: list[StoredRecord] = []
-        for record in rows:
-            old_tenant, old_user = record.tenant_id, record.user_id
+        for (
+            old_tenant,
+            old_user,
+            created_at,
+            source,
+            credits,
+            record_id,
+            external_id,
+            received_at,
+            writer_tenant_id,
+        ) in rows:
             if (old_tenant, old_user) == (tenant_id, user_id):
                 continue
-            created_at, source, credits = (
-                record.created_at,
-                record.source,
-                record.credits,
-            )
             if old_tenant is not None and old_user is not None:
                 deltas.add(old_tenant, old_user, created_at, source, credits, -1)
             deltas.add(tenant_id, user_id, created_at, source, credits)
             moved.append(
                 StoredRecord(
-                    id=record.id,
+                    id=record_id,
                     source=source,
-                    external_id=record.external_id,
+                    external_id=external_id,
                     interaction_id=interaction_id,
                     credits=credits,
                     created_at=created_at,
-                    received_at=record.received_at,
+                    received_at=received_at,
                     tenant_id=tenant_id,
                     user_id=user_id,
-                    writer_tenant_id=record.writer_tenant_id,
+                    writer_tenant_id=writer_tenant_id,
                 )
             )
         await rollups.apply(self.session, deltas)
@@ -369,9 +420,9 @@ class UsageRepository:
             # update them all at once (one row needs no ordering). GREATEST
             # and LEAST skip NULLs.
             if len(ids) > 1:
-                await self.session.execute(_LOCK_SPAN_ROWS, {"ids": ids})
-            await self.session.execute(
-                _WIDEN_SPAN,
+                await _LOCK_SPAN_ROWS.run(self.session, {"ids": ids})
+            await _WIDEN_SPAN.run(
+                self.session,
                 {
                     "ids": ids,
                     "lasts": [latest[i] for i in ids],
@@ -410,12 +461,24 @@ class UsageRepository:
     ) -> set[tuple[str, str]]:
         """Insert, skipping existing (source, external_id); returns the keys inserted.
 
-        One cached single-row statement run "executemany" style: SQLAlchemy's
-        insertmanyvalues batches it into multi-row INSERT ... RETURNING, without
-        compiling a new statement for every batch.
+        PostgreSQL: one statement over column arrays (`_INSERT_RECORDS`).
+        SQLite: one cached single-row statement run "executemany" style
+        (SQLAlchemy's insertmanyvalues batches it into multi-row INSERT ...
+        RETURNING, without compiling a new statement for every batch).
         """
         if not rows:
             return set()
+        # In key order: a conflicting insert waits for the transaction that
+        # inserted the key first, so two redeliveries of one batch in
+        # different orders would otherwise wait for each other (a deadlock
+        # PostgreSQL ends by failing one of them).
+        ordered = sorted(rows, key=lambda row: (row["source"], row["external_id"]))
+        if self._dialect() == "postgresql":
+            inserted = await _INSERT_RECORDS.rows(
+                self.session,
+                {name: [row[name] for row in ordered] for name, _ in _RECORD_COLUMNS},
+            )
+            return {(source, external_id) for source, external_id in inserted}
         table = UsageRecord.__table__
         assert isinstance(table, Table)
         statement = (
@@ -423,11 +486,6 @@ class UsageRepository:
             .on_conflict_do_nothing(index_elements=["source", "external_id"])
             .returning(table.c.source, table.c.external_id)
         )
-        # In key order: a conflicting insert waits for the transaction that
-        # inserted the key first, so two redeliveries of one batch in
-        # different orders would otherwise wait for each other (a deadlock
-        # PostgreSQL ends by failing one of them).
-        ordered = sorted(rows, key=lambda row: (row["source"], row["external_id"]))
         connection = await self.session.connection()
         result = await connection.execute(statement, ordered)
         return {(row.source, row.external_id) for row in result}

@@ -31,10 +31,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, TextClause, select, text, tuple_
+from sqlalchemy import Table, select, text, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.direct import Direct
 from service.db.models import (
     InteractionDayUsage,
     TenantHourUsage,
@@ -141,9 +142,9 @@ class _Rollup:
         )
 
     @functools.cached_property
-    def from_inserted(self) -> TextClause:
+    def from_inserted(self) -> Direct:
         """`from_records` of the records whose ids are `:ids` (built once)."""
-        return text(self.from_records("id = ANY(CAST(:ids AS uuid[]))"))
+        return Direct(text(self.from_records("id = ANY(CAST(:ids AS uuid[]))")))
 
     def from_records(self, where: str) -> str:
         """Upsert of the sums of the registered records matching `where`."""
@@ -285,8 +286,8 @@ async def add_inserted(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
             _ROLLUPS, (registered, registered, registered, named), strict=True
         ):
             if counted:
-                await session.execute(
-                    rollup.from_inserted, {"ids": [row["id"] for row in counted]}
+                await rollup.from_inserted.run(
+                    session, {"ids": [row["id"] for row in counted]}
                 )
         return
     deltas = Deltas()
