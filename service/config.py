@@ -22,8 +22,13 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     # PostgreSQL connections per process: kept open in the pool, and opened
     # beyond it under load (closed again when returned).
-    database_pool_size: int = Field(default=20, ge=1)
-    database_max_overflow: int = Field(default=20, ge=0)
+    # 40 kept (opened as needed, then kept) and none beyond: the same bound
+    # of 40 per process as 20 plus 20 overflow, without opening and closing
+    # an overflow connection per request whenever more than 20 requests are
+    # in flight (bench: p99 164 -> 104 ms at concurrency 32, 0.1-0.3 ms less
+    # CPU per webhook).
+    database_pool_size: int = Field(default=40, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
 
     # Corti credentials and hosts (the SDK's `base`, `wss`, `login`).
     corti_environment: str = "eu"

@@ -96,8 +96,8 @@ def create_engine(
     url: str,
     *,
     statement_timeout_ms: int | None = None,
-    pool_size: int = 20,
-    max_overflow: int = 20,
+    pool_size: int = 40,
+    max_overflow: int = 0,
 ) -> AsyncEngine:
     """An async engine for a SQLite or PostgreSQL URL, set up for this service.
 
@@ -183,8 +183,8 @@ class Database:
         url: str,
         *,
         statement_timeout_ms: int | None = None,
-        pool_size: int = 20,
-        max_overflow: int = 20,
+        pool_size: int = 40,
+        max_overflow: int = 0,
     ) -> Database:
         """Build the engine and both session factories."""
         engine = create_engine(
