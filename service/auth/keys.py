@@ -14,15 +14,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal, Role
 from service.db.base import utcnow
+from service.db.direct import Direct
 from service.db.models import ApiKey
 from service.validation import check_id
 
 KEY_PREFIX = "cul"
+
+
+# Built once: every request with a key runs it.
+_BY_PREFIX = Direct(
+    select(
+        ApiKey.id, ApiKey.role, ApiKey.tenant_id, ApiKey.secret_hash, ApiKey.revoked_at
+    ).where(ApiKey.prefix == bindparam("prefix"))
+)
 
 
 def _hash(key: str) -> str:
@@ -89,14 +98,15 @@ async def authenticate(session: AsyncSession, presented: str) -> Principal | Non
     parts = presented.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX:
         return None
-    row = (
-        await session.execute(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
+    rows = await _BY_PREFIX.rows(session, {"prefix": parts[1]}, alone=True)
+    if not rows:
         return None
-    if not hmac.compare_digest(row.secret_hash, _hash(presented)):
+    key_id, role, tenant_id, secret_hash, revoked_at = rows[0]
+    if revoked_at is not None:
         return None
-    return Principal(role=Role(row.role), tenant_id=row.tenant_id, key_id=row.id)
+    if not hmac.compare_digest(secret_hash, _hash(presented)):
+        return None
+    return Principal(role=Role(role), tenant_id=tenant_id, key_id=key_id)
 
 
 def _info(row: ApiKey) -> KeyInfo:

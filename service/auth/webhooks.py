@@ -15,17 +15,32 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, delete
+from sqlalchemy.dialects import postgresql, sqlite
 
 from service.auth.models import SeenWebhookSignature
+from service.db.direct import Direct
 from service.db.session import Database
 
 TOLERANCE_SECONDS = 300
 # Expired rows are deleted on every PRUNE_EVERY-th accepted request.
 PRUNE_EVERY = 100
 _accepted = itertools.count(1)
+# Built once (every signed webhook runs it).
+_FIRST_USE = {
+    dialect: Direct(
+        module.insert(SeenWebhookSignature)
+        .values(
+            digest=bindparam("digest"),
+            expires_at=bindparam(
+                "expires_at", type_=SeenWebhookSignature.__table__.c.expires_at.type
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["digest"])
+        .returning(SeenWebhookSignature.digest)
+    )
+    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -61,14 +76,10 @@ async def first_use(db: Database, header: str, body: bytes) -> bool:
         seconds=TOLERANCE_SECONDS + 60
     )
     async with db.write() as session:
-        insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
-        result = await session.execute(
-            insert(SeenWebhookSignature)
-            .values(digest=digest, expires_at=expires)
-            .on_conflict_do_nothing(index_elements=["digest"])
-            .returning(SeenWebhookSignature.digest)
+        inserted = await _FIRST_USE[db.dialect].rows(
+            session, {"digest": digest, "expires_at": expires}, alone=True
         )
-        fresh = result.first() is not None
+        fresh = bool(inserted)
         if fresh and next(_accepted) % PRUNE_EVERY == 0:
             await prune(session)
     return fresh

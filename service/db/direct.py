@@ -125,11 +125,22 @@ class Direct:
         return compiled
 
     async def rows(
-        self, session: AsyncSession, params: Mapping[str, Any] | None = None
+        self,
+        session: AsyncSession,
+        params: Mapping[str, Any] | None = None,
+        *,
+        alone: bool = False,
     ) -> Sequence[Sequence[Any]]:
-        """Run it in the session's transaction; the rows it returns."""
+        """Run it in the session's transaction; the rows it returns.
+
+        `alone`: the transaction's one statement (an API key lookup, a signed
+        webhook's replay check). On PostgreSQL it is then sent without BEGIN
+        and COMMIT, as its own implicit transaction (two round trips fewer),
+        unless the transaction has already begun.
+        """
         params = params or {}
-        dialect = session.sync_session.get_bind().dialect
+        bind = session.sync_session.get_bind()
+        dialect = bind.dialect
         if dialect.name != "postgresql" or _listened(session):
             result = await session.execute(self.statement, dict(params))
             return result.all() if getattr(result, "returns_rows", True) else []
@@ -142,12 +153,20 @@ class Direct:
             args.append(value if process is None else process(value))
         adapted = await _adapted(session)
         try:
-            await _begun(adapted)
+            if not alone:
+                await _begun(adapted)
             async with adapted._execute_mutex:
                 prepared, attributes = await adapted._prepare(compiled.sql, 0)
                 records = await prepared.fetch(*args)
         except Exception as error:  # noqa: BLE001 - translated, as SQLAlchemy does
-            wrapped = _wrapped(adapted, dialect, compiled.sql, args, error)
+            wrapped = _wrapped(
+                adapted,
+                dialect,
+                compiled.sql,
+                args,
+                error,
+                bool(getattr(bind, "hide_parameters", False)),
+            )
             if wrapped.connection_invalidated:
                 # As SQLAlchemy does on a disconnect: the pool drops this
                 # connection instead of handing it out again.
@@ -168,18 +187,27 @@ class Direct:
         ]
 
     async def run(
-        self, session: AsyncSession, params: Mapping[str, Any] | None = None
+        self,
+        session: AsyncSession,
+        params: Mapping[str, Any] | None = None,
+        *,
+        alone: bool = False,
     ) -> None:
         """Run it in the session's transaction, ignoring any rows."""
-        await self.rows(session, params)
+        await self.rows(session, params, alone=alone)
 
 
 def _wrapped(
-    adapted: Any, dialect: Dialect, sql: str, args: list[Any], error: Exception
+    adapted: Any,
+    dialect: Dialect,
+    sql: str,
+    args: list[Any],
+    error: Exception,
+    hide_parameters: bool,
 ) -> exc.DBAPIError:
     """`error` as SQLAlchemy would raise it from `session.execute`: the
     driver's error translated by the dialect, wrapped in a `DBAPIError`
-    (parameters hidden), and marked `connection_invalidated` when the
+    (parameters shown unless the engine hides them), and marked `connection_invalidated` when the
     connection is gone (whatever the error said, as the dialect decides)."""
     try:
         adapted._handle_exception(error)
@@ -189,7 +217,7 @@ def _wrapped(
             tuple(args),
             translated,
             dialect.loaded_dbapi.Error,
-            hide_parameters=True,
+            hide_parameters=hide_parameters,
             connection_invalidated=dialect.is_disconnect(
                 translated,  # type: ignore[arg-type]
                 adapted,

@@ -148,3 +148,27 @@ async def test_expanding_parameters_only_through_sqlalchemy(db: Database) -> Non
         else:
             rows = await expanding.rows(session, {"ids": ["listed"]})
             assert [tuple(row) for row in rows] == [("listed",)]
+
+
+async def test_alone_is_its_own_transaction_unless_one_has_begun(db: Database) -> None:
+    class Undo(Exception):
+        pass
+
+    async def alone_then_fail(name: str, *, begun: bool) -> None:
+        async with db.write() as session:
+            if begun:
+                await _COUNT_TENANTS.rows(session, {"id": name})
+            await _INSERT_TENANT.run(session, {"id": name, "at": AT}, alone=True)
+            raise Undo
+
+    with pytest.raises(Undo):
+        await alone_then_fail("alone", begun=False)
+    with pytest.raises(Undo):
+        await alone_then_fail("after-begin", begun=True)
+    async with db.read() as session:
+        kept = (await _COUNT_TENANTS.rows(session, {"id": "alone"}))[0][0]
+        undone = (await _COUNT_TENANTS.rows(session, {"id": "after-begin"}))[0][0]
+    # On PostgreSQL the lone statement committed by itself; SQLite (through
+    # SQLAlchemy) and a begun transaction roll it back with the rest.
+    assert kept == (1 if db.dialect == "postgresql" else 0)
+    assert undone == 0
