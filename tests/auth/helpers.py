@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import re
 import uuid
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -182,9 +183,38 @@ async def insert_job(
 
 
 def mentions(value: object, *needles: str) -> list[str]:
-    """Which of `needles` occur anywhere in the JSON form of `value`."""
-    text = json.dumps(value)
-    return [n for n in needles if n in text]
+    """Which of `needles` occur in the scalars of `value` (a JSON document).
+
+    A needle that is a number (a credit figure) matches a scalar equal to it as
+    a decimal ("9.990" matches "9.99") or the number standing alone in a text
+    ("over 9.99 credits"), not digits inside another number (a timestamp's
+    "…:19.991Z"); any other needle matches wherever it occurs in a scalar.
+    """
+    leaves = [str(leaf) for leaf in _leaves(value)]
+    return [n for n in needles if any(_matches(n, leaf) for leaf in leaves)]
+
+
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [] if value is None else [value]
+
+
+def _number(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _matches(needle: str, leaf: str) -> bool:
+    if (figure := _number(needle)) is not None:
+        alone = rf"(?<![\d.]){re.escape(needle)}(?![\d])"
+        return _number(leaf) == figure or re.search(alone, leaf) is not None
+    return needle in leaf
 
 
 # Text that would mean a stack trace, SQL or the database driver reached a client.

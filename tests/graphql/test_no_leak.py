@@ -21,7 +21,13 @@ from graphql import GraphQLSchema
 
 from service.db.session import Database
 from service.graphql.schema import schema
-from tests.auth.helpers import T2_MARKS, insert_job, new_key, seed_two_tenants
+from tests.auth.helpers import (
+    T2_MARKS,
+    insert_job,
+    mentions,
+    new_key,
+    seed_two_tenants,
+)
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.operations import INGEST
 from tests.graphql.schema_walk import Walk, reached
@@ -84,8 +90,7 @@ async def seed(gql: GraphQLClient, db: Database) -> dict[str, str]:
 
 def leaks(body: dict[str, Any], marks: tuple[str, ...]) -> list[str]:
     """Marks of the victim in the data, and errors other than ALLOWED."""
-    text = json.dumps(body.get("data"))
-    found = [mark for mark in marks if mark in text]
+    found = mentions(body.get("data"), *marks)
     found += [
         f"{e.get('extensions', {}).get('code')}: {e.get('message')}"
         for e in body.get("errors", [])
