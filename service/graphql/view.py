@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from decimal import Decimal
@@ -135,7 +136,17 @@ class GraphQLView(GraphQL[Context, None]):
             await request.close()
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON numbers become Decimal, so credits sent as numbers stay exact."""
+        """JSON numbers become Decimal, so credits sent as numbers stay exact.
+
+        The cyclic garbage collector is paused while a body is parsed: a body
+        nested thousands deep takes the parser to the recursion limit, and a
+        collection started there would run unrelated finalizers (a connection's
+        return to its pool, say) where they can only fail with RecursionError.
+        The parse runs no Python code and awaits nothing, so the pause is short.
+        """
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
         try:
             return json.loads(data, parse_float=Decimal)
         except json.JSONDecodeError:
@@ -145,6 +156,9 @@ class GraphQLView(GraphQL[Context, None]):
             # Python's recursion limit (HTTP bodies and websocket messages alike).
             text = data.decode(errors="replace") if isinstance(data, bytes) else data
             raise json.JSONDecodeError(type(error).__name__, text[:100], 0) from None
+        finally:
+            if paused:
+                gc.enable()
 
     async def _early(
         self, request: Request, error: AppError, status: int | None = None
