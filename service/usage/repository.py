@@ -160,18 +160,6 @@ _LOCK_SPAN_ROWS = Direct(
         " WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
     )
 )
-_WIDEN_SPAN = Direct(
-    text(
-        "UPDATE interactions AS i"
-        " SET last_usage_at = GREATEST(i.last_usage_at, v.last),"
-        " first_usage_at = LEAST(i.first_usage_at, v.first)"
-        " FROM unnest(CAST(:ids AS text[]), CAST(:lasts AS timestamptz[]),"
-        " CAST(:firsts AS timestamptz[])) AS v(id, last, first)"
-        " WHERE i.id = v.id AND (i.last_usage_at IS NULL"
-        " OR i.last_usage_at < v.last OR i.first_usage_at IS NULL"
-        " OR i.first_usage_at > v.first)"
-    )
-)
 # PostgreSQL: a batch of records as one array per column (one statement and
 # parameter list for any batch size, bound by asyncpg in C), inserted in the
 # arrays' order (the caller sorts them by key, see insert_records).
@@ -409,26 +397,19 @@ class UsageRepository:
         self, earliest: dict[str, datetime], latest: dict[str, datetime]
     ) -> None:
         """Widen each interaction's [first_usage_at, last_usage_at] to the given
-        instants (`earliest` and `latest` have the same keys)."""
+        instants (`earliest` and `latest` have the same keys).
+
+        PostgreSQL: only locks the rows, in id order (concurrent batches share
+        the interaction locks, so their updates must not take rows in different
+        orders); rollups.add_inserted widens the spans in the statement that
+        adds the records to the rollups (one round trip less).
+        """
         if not latest:
             return
         ids = sorted(latest)
         if self._dialect() == "postgresql":
-            # Two statements instead of one per interaction: lock the rows in
-            # id order (concurrent batches share the interaction locks, so
-            # their updates must not take rows in different orders), then
-            # update them all at once (one row needs no ordering). GREATEST
-            # and LEAST skip NULLs.
-            if len(ids) > 1:
+            if len(ids) > 1:  # one row needs no ordering
                 await _LOCK_SPAN_ROWS.run(self.session, {"ids": ids})
-            await _WIDEN_SPAN.run(
-                self.session,
-                {
-                    "ids": ids,
-                    "lasts": [latest[i] for i in ids],
-                    "firsts": [earliest[i] for i in ids],
-                },
-            )
             return
         table = Interaction.__table__
         assert isinstance(table, Table)

@@ -242,6 +242,8 @@ class UsageService:
         await rollups.add_inserted(
             uow.session,
             [row for row in rows if (row["source"], row["external_id"]) in inserted],
+            earliest,
+            latest,
         )
         if new:
             uow.raise_event(UsageRecorded(new))
