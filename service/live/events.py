@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.db.types import credits_text
+from service.events import RecordFacts
 
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
 MAX_PAYLOAD_BYTES = 7500
@@ -32,44 +33,81 @@ class UsageEvent:
     received_at: datetime
     user_id: str | None = None
 
-    def to_json(self) -> dict[str, str | None]:
-        """A JSON object (exact credits as text, ISO times)."""
-        return {
-            "id": self.id,
-            "tenantId": self.tenant_id,
-            "interactionId": self.interaction_id,
-            "source": self.source,
-            "externalId": self.external_id,
-            "credits": credits_text(self.credits),
-            "createdAt": self.created_at.isoformat(),
-            "receivedAt": self.received_at.isoformat(),
-            "userId": self.user_id,
-        }
-
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> UsageEvent:
-        """The inverse of `to_json`."""
+    def from_row(cls, row: list[Any]) -> UsageEvent:
+        """The inverse of `payloads`' row form (see `_ROW`)."""
+        if not isinstance(row, list) or len(row) != len(_ROW):
+            raise ValueError("not a usage event row")
+        id_, tenant, interaction, source, external, credits, created, received, user = (
+            row
+        )
         return cls(
-            id=str(data["id"]),
-            tenant_id=str(data["tenantId"]),
-            interaction_id=(
-                None if data["interactionId"] is None else str(data["interactionId"])
-            ),
-            source=str(data["source"]),
-            external_id=str(data["externalId"]),
-            credits=Decimal(str(data["credits"])),
-            created_at=datetime.fromisoformat(str(data["createdAt"])),
-            received_at=datetime.fromisoformat(str(data["receivedAt"])),
-            user_id=None if data.get("userId") is None else str(data["userId"]),
+            id=str(id_),
+            tenant_id=str(tenant),
+            interaction_id=None if interaction is None else str(interaction),
+            source=str(source),
+            external_id=str(external),
+            credits=Decimal(str(credits)),
+            created_at=datetime.fromisoformat(str(created)),
+            received_at=datetime.fromisoformat(str(received)),
+            user_id=None if user is None else str(user),
         )
 
 
-def payloads(events: Iterable[UsageEvent]) -> Iterator[str]:
-    """JSON arrays of events, each small enough for one NOTIFY."""
+# An event on the wire: a JSON array in this order (no keys: a third of the
+# bytes, so a third fewer NOTIFYs), exact credits as text, ISO times.
+_ROW = (
+    "id",
+    "tenant_id",
+    "interaction_id",
+    "source",
+    "external_id",
+    "credits",
+    "created_at",
+    "received_at",
+    "user_id",
+)
+
+
+def payloads(records: Iterable[RecordFacts | UsageEvent]) -> Iterator[str]:
+    """JSON arrays of the events of `records` (those with a tenant), each small
+    enough for one NOTIFY.
+
+    Built straight from the records, without an event object each; a batch's
+    records mostly share their instants and amounts, so each distinct one is
+    rendered once.
+    """
+    texts: dict[Any, str] = {}
+
+    def text(value: datetime | Decimal) -> str:
+        # An instant is keyed with its offset too: equal instants in other
+        # zones have other texts.
+        key = value if isinstance(value, Decimal) else (value, value.utcoffset())
+        rendered = texts.get(key)
+        if rendered is None:
+            rendered = texts[key] = (
+                credits_text(value) if isinstance(value, Decimal) else value.isoformat()
+            )
+        return rendered
+
     batch: list[str] = []
     size = 2
-    for event in events:
-        item = _encode(event.to_json())
+    for record in records:
+        if record.tenant_id is None:
+            continue
+        item = _encode(
+            [
+                str(record.id),
+                record.tenant_id,
+                record.interaction_id,
+                record.source,
+                record.external_id,
+                text(record.credits),
+                text(record.created_at),
+                text(record.received_at),
+                record.user_id,
+            ]
+        )
         length = len(item)  # bytes too: the encoder escapes non-ASCII
         if batch and size + length + 1 > MAX_PAYLOAD_BYTES:
             yield "[" + ",".join(batch) + "]"
@@ -81,5 +119,5 @@ def payloads(events: Iterable[UsageEvent]) -> Iterator[str]:
 
 
 def parse_payload(payload: str) -> Sequence[UsageEvent]:
-    """Events from one NOTIFY payload."""
-    return [UsageEvent.from_json(item) for item in json.loads(payload)]
+    """Events from one NOTIFY payload (ValueError when it is not one)."""
+    return [UsageEvent.from_row(row) for row in json.loads(payload)]

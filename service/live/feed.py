@@ -284,7 +284,7 @@ async def notify_in_transaction(
     UsageService), so nothing is read back; records of interactions not
     registered yet have no tenant and are not announced.
     """
-    await notify(session, CHANNEL, list(payloads(_events(records))))
+    await notify(session, CHANNEL, list(payloads(records)))
 
 
 def publish_here(records: Sequence[RecordFacts], db: Database) -> None:

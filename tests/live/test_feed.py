@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import asyncpg
@@ -76,6 +76,38 @@ async def test_payloads_fit_notify_and_round_trip() -> None:
     assert len(chunks) > 1
     assert all(len(chunk.encode()) < 8000 for chunk in chunks)
     assert [e for chunk in chunks for e in parse_payload(chunk)] == events
+
+
+async def test_payloads_of_stored_records_name_only_those_with_a_tenant() -> None:
+    """Records as the write path has them: instants and amounts shared by some,
+    the same instant in another zone, and a record without a tenant."""
+    records = [stored_record(f"x{n}", "0.10" if n % 2 else "7") for n in range(4)]
+    at = records[0].created_at
+    for record in records:
+        record.created_at = record.received_at = at
+    records[1].user_id = None
+    records[2].created_at = at.astimezone(timezone(timedelta(hours=2)))
+    records[3].tenant_id = None
+    (chunk,) = payloads(records)
+    got = parse_payload(chunk)
+    assert [(e.id, e.external_id, e.credits, e.user_id) for e in got] == [
+        (str(r.id), r.external_id, r.credits, r.user_id) for r in records[:3]
+    ]
+    assert [str(e.credits) for e in got] == ["7", "0.1", "7"]
+    assert [e.created_at.utcoffset() for e in got] == [
+        timedelta(0),
+        timedelta(0),
+        timedelta(hours=2),
+    ]
+    assert len({e.created_at for e in got}) == 1  # one instant, two zones
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"id": "x"}', "[[1, 2]]", '[{"id": "x"}]', "[null]", "not json"]
+)
+async def test_a_malformed_payload_is_refused(payload: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (json's own errors are ValueErrors)
+        parse_payload(payload)
 
 
 async def test_slow_subscriber_is_ended(db: Database) -> None:
