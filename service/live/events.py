@@ -55,7 +55,10 @@ class UsageEvent:
 
 
 # An event on the wire: a JSON array in this order (no keys: a third of the
-# bytes, so a third fewer NOTIFYs), exact credits as text, ISO times.
+# bytes, so a third fewer NOTIFYs), exact credits as text, ISO times. Processes
+# of one deployment share the form; during a rolling upgrade from a version
+# that sent keyed objects, each side logs the other's notifications as
+# malformed and drops them (subscribers there miss those events, nothing else).
 _ROW = (
     "id",
     "tenant_id",
