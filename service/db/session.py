@@ -165,6 +165,8 @@ class Database:
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
     write_lock: asyncio.Lock | None = None
+    # PostgreSQL: sessions whose statements run without BEGIN and COMMIT.
+    querier: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, api: bool = False) -> Database:
@@ -200,6 +202,14 @@ class Database:
                 engine.execution_options(writing=True), expire_on_commit=False
             ),
             write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
+            querier=(
+                async_sessionmaker(
+                    engine.execution_options(isolation_level="AUTOCOMMIT"),
+                    expire_on_commit=False,
+                )
+                if engine.dialect.name == "postgresql"
+                else None
+            ),
         )
 
     @property
@@ -221,6 +231,24 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A short read-only transaction."""
         async with self.reader() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def query(self) -> AsyncIterator[AsyncSession]:
+        """Reads that need no transaction of their own (the GraphQL loaders').
+
+        On PostgreSQL each statement runs in its own implicit transaction,
+        which saves `read`'s BEGIN and COMMIT round trips and changes nothing
+        a read sees: under READ COMMITTED every statement takes its own
+        snapshot inside a transaction too. Only for statements that take no
+        locks, set nothing with SET LOCAL and stream nothing (asyncpg's
+        cursors need a transaction): those use `read`. SQLite: `read`.
+        """
+        if self.querier is None:
+            async with self.read() as session:
+                yield session
+            return
+        async with self.querier() as session:
             yield session
 
     async def dispose(self) -> None:

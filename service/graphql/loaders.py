@@ -1,5 +1,5 @@
 """Per-request DataLoaders over the read services. Each batch runs in its own
-short read session.
+short read session (`Database.query`: on PostgreSQL without BEGIN and COMMIT).
 
 Keys are `(params, owner_key)`: a batch is split by `params` (window, page
 size, ...) and each distinct `params` costs one SQL statement, so the number
@@ -53,7 +53,7 @@ def _grouped_loader(
             if key not in by_params[params]:
                 by_params[params].append(key)
         found: dict[tuple[Hashable, Hashable], Any] = {}
-        async with db.read() as session:
+        async with db.query() as session:
             for params, keys in by_params.items():
                 values = await fetch(session, params, keys)
                 found.update({(params, key): value for key, value in values.items()})
@@ -66,7 +66,7 @@ def _simple_loader(
     db: Database, fetch: Callable[[AsyncSession, list[Any]], Awaitable[dict[Any, Any]]]
 ) -> DataLoader[Any, Any]:
     async def load(keys: Sequence[Hashable]) -> list[Any]:
-        async with db.read() as session:
+        async with db.query() as session:
             found = await fetch(session, list(dict.fromkeys(keys)))
         return [found.get(key) for key in keys]
 
