@@ -1,0 +1,61 @@
+"""Database.query: loader reads without a transaction of their own on
+PostgreSQL, and read()'s transaction everywhere else."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from service.db.session import Database
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _nows(db: Database, *, query: bool) -> tuple[object, object]:
+    """now() twice, 10 ms apart: the start of the current transaction, so
+    equal within one transaction and apart for two implicit ones."""
+    context = db.query() if query else db.read()
+    async with context as session:
+        first = (await session.execute(text("SELECT now()"))).scalar_one()
+        await session.execute(text("SELECT pg_sleep(0.01)"))
+        second = (await session.execute(text("SELECT now()"))).scalar_one()
+    return first, second
+
+
+async def test_query_statements_run_in_their_own_transactions(db: Database) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite: query() is read()")
+    first, second = await _nows(db, query=True)
+    assert first != second
+    first, second = await _nows(db, query=False)
+    assert first == second
+
+
+async def test_query_leaves_the_pooled_connection_as_it_found_it(db: Database) -> None:
+    """After a query() session, read() and write() sessions still get one
+    transaction (the pool resets the AUTOCOMMIT setting on return)."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite: query() is read()")
+    for _ in range(3):
+        await _nows(db, query=True)
+    first, second = await _nows(db, query=False)
+    assert first == second
+    async with db.write() as session:
+        a = (await session.execute(text("SELECT now()"))).scalar_one()
+        await session.execute(text("SELECT pg_sleep(0.01)"))
+        b = (await session.execute(text("SELECT now()"))).scalar_one()
+    assert a == b
+
+
+async def test_query_sees_what_was_committed(db: Database) -> None:
+    async with db.write() as session:
+        await session.execute(
+            text(
+                "INSERT INTO tenants (id, created_at) VALUES ('t-q', CURRENT_TIMESTAMP)"
+            )
+        )
+    async with db.query() as session:
+        found = (
+            await session.execute(text("SELECT id FROM tenants WHERE id = 't-q'"))
+        ).scalar_one()
+    assert found == "t-q"
