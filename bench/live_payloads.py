@@ -14,35 +14,19 @@ import argparse
 import json
 import sys
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from service.db.base import new_uuid
 from service.live.events import parse_payload, payloads
+from service.usage.records import StoredRecord
 
 
-@dataclass
-class _Record:
-    """The attributes of service.events.RecordFacts."""
-
-    id: uuid.UUID
-    source: str
-    external_id: str
-    interaction_id: str | None
-    credits: Decimal
-    created_at: datetime
-    received_at: datetime
-    tenant_id: str | None
-    user_id: str | None
-
-
-def batch(size: int) -> list[_Record]:
+def batch(size: int) -> list[StoredRecord]:
     """`size` records as one ingestUsage call stores them."""
     now = datetime.now(UTC)
     return [
-        _Record(
+        StoredRecord(
             id=new_uuid(),
             source="TRANSCRIPT",
             external_id=f"transcript-{n:06d}",
@@ -52,6 +36,7 @@ def batch(size: int) -> list[_Record]:
             received_at=now,
             tenant_id="tenant-1",
             user_id=f"user-{n % 50}",
+            writer_tenant_id=None,
         )
         for n in range(size)
     ]
