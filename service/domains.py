@@ -13,6 +13,7 @@ from types import ModuleType
 from service.budgets import handlers as budget_handlers
 from service.jobs import tasks as corti_jobs
 from service.live import handlers as live_handlers
+from service.usage import statistics as usage_statistics
 from service.webhooks import jobs as webhook_jobs
 
 DOMAIN_MODULES: tuple[ModuleType, ...] = (
@@ -20,6 +21,7 @@ DOMAIN_MODULES: tuple[ModuleType, ...] = (
     corti_jobs,  # job kinds createInteraction, requestTranscript, ...
     budget_handlers,  # in_transaction(UsageRecorded, InteractionMoved): alerts
     webhook_jobs,  # job kind webhook.deliver
+    usage_statistics,  # after_commit(UsageRecorded): the rollups' statistics
 )
 
 
