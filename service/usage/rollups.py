@@ -188,6 +188,9 @@ _ROLLUPS = (
         "interaction_id IS NOT NULL",
     ),
 )
+# The rollup tables, in that order (rebuild and service.usage.statistics
+# analyze them).
+TABLES = tuple(rollup.table for rollup in _ROLLUPS)
 
 
 async def apply(session: AsyncSession, deltas: Deltas) -> None:
@@ -316,16 +319,14 @@ async def add_inserted(
     to `earliest` and `latest` (on SQLite, UsageRepository.touch_usage_span
     does that, and ignores them here).
     """
-    registered = [row for row in rows if row["tenant_id"] is not None]
-    named = [row for row in rows if row["interaction_id"] is not None]
     if session.get_bind().dialect.name == "postgresql":
-        if registered or named:
-            # Each rollup counts only its own rows of these (`counted`).
-            ids = [
-                row["id"]
-                for row in rows
-                if row["tenant_id"] is not None or row["interaction_id"] is not None
-            ]
+        # Each rollup counts only its own rows of these (`counted`).
+        ids = [
+            row["id"]
+            for row in rows
+            if row["tenant_id"] is not None or row["interaction_id"] is not None
+        ]
+        if ids:
             spans = sorted(latest)
             await _ALL_FROM_INSERTED.run(
                 session,
@@ -337,6 +338,8 @@ async def add_inserted(
                 },
             )
         return
+    registered = [row for row in rows if row["tenant_id"] is not None]
+    named = [row for row in rows if row["interaction_id"] is not None]
     deltas = Deltas()
     for row in registered:
         deltas.add(
@@ -387,7 +390,7 @@ async def rebuild(session: AsyncSession) -> None:
         await session.execute(text(_USAGE_SPAN_POSTGRESQL))
         for rollup in _ROLLUPS:
             await session.execute(text(rollup.from_records("true")))
-        rewritten = ", ".join(["interactions", *(r.table for r in _ROLLUPS)])
+        rewritten = ", ".join(["interactions", *TABLES])
         await session.execute(text(f"ANALYZE {rewritten}"))
         return
     await session.execute(text(_USAGE_SPAN))

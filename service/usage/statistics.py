@@ -24,18 +24,14 @@ from sqlalchemy import text
 
 from service.db.session import Database
 from service.events import UsageRecorded, after_commit
+from service.usage import rollups
 
 log = logging.getLogger(__name__)
 
 # Records written by this process between two looks at the statistics.
 CHECK_EVERY = 20_000
 # The tables whose statistics the read path's plans depend on.
-TABLES = (
-    "usage_tenant_hours",
-    "usage_user_days",
-    "usage_user_hours",
-    "usage_interaction_days",
-)
+TABLES = rollups.TABLES
 _STALE = text(
     "SELECT relname FROM pg_stat_user_tables"
     " WHERE relname = ANY(:tables) AND (coalesce(last_analyze, last_autoanalyze)"
