@@ -3,19 +3,23 @@ PostgreSQL, and read()'s transaction everywhere else."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.session import Database
 
 pytestmark = pytest.mark.asyncio
 
 
-async def _nows(db: Database, *, query: bool) -> tuple[object, object]:
-    """now() twice, 10 ms apart: the start of the current transaction, so
-    equal within one transaction and apart for two implicit ones."""
-    context = db.query() if query else db.read()
-    async with context as session:
+async def _nows(
+    sessions: AbstractAsyncContextManager[AsyncSession],
+) -> tuple[object, object]:
+    """now() twice, 10 ms apart, in one of `sessions`: the start of the current
+    transaction, so equal within one transaction and apart for two implicit ones."""
+    async with sessions as session:
         first = (await session.execute(text("SELECT now()"))).scalar_one()
         await session.execute(text("SELECT pg_sleep(0.01)"))
         second = (await session.execute(text("SELECT now()"))).scalar_one()
@@ -25,9 +29,9 @@ async def _nows(db: Database, *, query: bool) -> tuple[object, object]:
 async def test_query_statements_run_in_their_own_transactions(db: Database) -> None:
     if db.dialect != "postgresql":
         pytest.skip("SQLite: query() is read()")
-    first, second = await _nows(db, query=True)
+    first, second = await _nows(db.query())
     assert first != second
-    first, second = await _nows(db, query=False)
+    first, second = await _nows(db.read())
     assert first == second
 
 
@@ -37,14 +41,11 @@ async def test_query_leaves_the_pooled_connection_as_it_found_it(db: Database) -
     if db.dialect != "postgresql":
         pytest.skip("SQLite: query() is read()")
     for _ in range(3):
-        await _nows(db, query=True)
-    first, second = await _nows(db, query=False)
+        await _nows(db.query())
+    first, second = await _nows(db.read())
     assert first == second
-    async with db.write() as session:
-        a = (await session.execute(text("SELECT now()"))).scalar_one()
-        await session.execute(text("SELECT pg_sleep(0.01)"))
-        b = (await session.execute(text("SELECT now()"))).scalar_one()
-    assert a == b
+    first, second = await _nows(db.write())
+    assert first == second
 
 
 async def test_query_sees_what_was_committed(db: Database) -> None:

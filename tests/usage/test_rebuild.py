@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from service.db.session import Database
 from service.usage import rollups
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.operations import REGISTER, TRANSCRIPT
+from tests.usage.helpers import analyzed
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,15 +38,4 @@ async def test_rebuild_keeps_the_totals_and_analyzes_what_it_rewrote(
     assert Decimal(before["tenant"]["credits"]["total"]) == Decimal("3.75")
     if db.dialect != "postgresql":
         return
-    async with db.read() as session:
-        analyzed = {
-            row[0]
-            for row in await session.execute(
-                text(
-                    "SELECT relname FROM pg_stat_user_tables"
-                    " WHERE relname = ANY(:tables) AND last_analyze IS NOT NULL"
-                ),
-                {"tables": list(REWRITTEN)},
-            )
-        }
-    assert analyzed == set(REWRITTEN)
+    assert await analyzed(db, REWRITTEN) == set(REWRITTEN)

@@ -7,13 +7,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from service.db.session import Database
 from service.events import UsageRecorded
 from service.usage import statistics
 from tests.fixtures.app import GraphQLClient
 from tests.fixtures.operations import INGEST, REGISTER
+from tests.usage.helpers import analyzed
 
 pytestmark = pytest.mark.asyncio
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -48,18 +48,6 @@ async def _stale_eventually(db: Database, table: str) -> list[str]:
             await asyncio.sleep(0.2)
 
 
-async def _analyzed(db: Database) -> set[str]:
-    async with db.read() as session:
-        rows = await session.execute(
-            text(
-                "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:t)"
-                " AND last_analyze IS NOT NULL"
-            ),
-            {"t": list(statistics.TABLES)},
-        )
-        return {row[0] for row in rows}
-
-
 async def test_tables_changed_by_a_tenth_are_analyzed_once(
     gql: GraphQLClient, db: Database
 ) -> None:
@@ -68,7 +56,9 @@ async def test_tables_changed_by_a_tenth_are_analyzed_once(
     await _ingest_hours(gql, 1_200)
     stale = await _stale_eventually(db, "usage_tenant_hours")
     assert "usage_user_hours" in stale
-    assert {"usage_tenant_hours", "usage_user_hours"} <= await _analyzed(db)
+    assert {"usage_tenant_hours", "usage_user_hours"} <= await analyzed(
+        db, statistics.TABLES
+    )
     # Analyzed now: until a tenth of them changes again, nothing to do.
     assert "usage_tenant_hours" not in await statistics.analyze_stale(db)
 
