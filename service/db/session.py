@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -157,6 +158,18 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
             raise
 
 
+# What a read statement runs on: an ORM session, or the Core connection of
+# `Database.rows` (plain rows, less work per statement).
+Reads = AsyncSession | AsyncConnection
+
+
+def dialect_of(reads: Reads) -> str:
+    """`sqlite` or `postgresql`, for a session or a connection."""
+    if isinstance(reads, AsyncConnection):
+        return reads.dialect.name
+    return reads.get_bind().dialect.name
+
+
 @dataclass(frozen=True)
 class Database:
     """The engine plus read and write session factories."""
@@ -167,6 +180,8 @@ class Database:
     write_lock: asyncio.Lock | None = None
     # PostgreSQL: sessions whose statements run without BEGIN and COMMIT.
     querier: async_sessionmaker[AsyncSession] | None = None
+    # PostgreSQL: the engine whose connections run so (for `rows`).
+    autocommit: AsyncEngine | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, api: bool = False) -> Database:
@@ -195,6 +210,11 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
         )
+        autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         return cls(
             engine=engine,
             reader=async_sessionmaker(engine, expire_on_commit=False),
@@ -203,13 +223,11 @@ class Database:
             ),
             write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
             querier=(
-                async_sessionmaker(
-                    engine.execution_options(isolation_level="AUTOCOMMIT"),
-                    expire_on_commit=False,
-                )
-                if engine.dialect.name == "postgresql"
+                async_sessionmaker(autocommit, expire_on_commit=False)
+                if autocommit is not None
                 else None
             ),
+            autocommit=autocommit,
         )
 
     @property
@@ -250,6 +268,21 @@ class Database:
             return
         async with self.querier() as session:
             yield session
+
+    @asynccontextmanager
+    async def rows(self) -> AsyncIterator[AsyncConnection]:
+        """`query`'s reads on a Core connection, for statements whose results
+        are plain rows (no ORM instances): what the GraphQL loaders of usage
+        send. The same transactions as `query` (none of their own on
+        PostgreSQL, `read`'s elsewhere), without the ORM session's per-statement
+        work (its compile state, result wrapping and connection bookkeeping).
+        """
+        if self.autocommit is None:
+            async with self.engine.connect() as connection, connection.begin():
+                yield connection
+            return
+        async with self.autocommit.connect() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

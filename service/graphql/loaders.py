@@ -1,5 +1,8 @@
 """Per-request DataLoaders over the read services. Each batch runs in its own
-short read session (`Database.query`: on PostgreSQL without BEGIN and COMMIT).
+short read (on PostgreSQL without BEGIN and COMMIT): on a Core connection
+(`Database.rows`) where the answer is plain rows, the usage figures and pages
+a dashboard asks for, in an ORM session (`Database.query`) where it is ORM
+instances (records, interactions and jobs by id).
 
 Keys are `(params, owner_key)`: a batch is split by `params` (window, page
 size, ...) and each distinct `params` costs one SQL statement, so the number
@@ -15,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from strawberry.dataloader import DataLoader
 
 from service.auth.principal import Principal
@@ -39,13 +42,14 @@ V = TypeVar("V")
 # and 32,767; a user key takes two). The cost limit keeps real batches smaller.
 MAX_BATCH = 10_000
 
-Fetch = Callable[[AsyncSession, Any, list[Any]], Awaitable[dict[Any, Any]]]
+Fetch = Callable[[Any, Any, list[Any]], Awaitable[dict[Any, Any]]]
 
 
 def _grouped_loader(
-    db: Database, fetch: Fetch, default: Callable[[], Any]
+    db: Database, fetch: Fetch, default: Callable[[], Any], *, orm: bool = False
 ) -> DataLoader[Any, Any]:
-    """A loader over `(params, key)` pairs, one statement per distinct params."""
+    """A loader over `(params, key)` pairs, one statement per distinct params;
+    `fetch` gets a Core connection, or an ORM session if `orm`."""
 
     async def load(pairs: Sequence[tuple[Hashable, Hashable]]) -> list[Any]:
         by_params: dict[Hashable, list[Hashable]] = defaultdict(list)
@@ -53,7 +57,7 @@ def _grouped_loader(
             if key not in by_params[params]:
                 by_params[params].append(key)
         found: dict[tuple[Hashable, Hashable], Any] = {}
-        async with db.query() as session:
+        async with db.query() if orm else db.rows() as session:
             for params, keys in by_params.items():
                 values = await fetch(session, params, keys)
                 found.update({(params, key): value for key, value in values.items()})
@@ -63,10 +67,13 @@ def _grouped_loader(
 
 
 def _simple_loader(
-    db: Database, fetch: Callable[[AsyncSession, list[Any]], Awaitable[dict[Any, Any]]]
+    db: Database,
+    fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],
+    *,
+    orm: bool = False,
 ) -> DataLoader[Any, Any]:
     async def load(keys: Sequence[Hashable]) -> list[Any]:
-        async with db.query() as session:
+        async with db.query() if orm else db.rows() as session:
             found = await fetch(session, list(dict.fromkeys(keys)))
         return [found.get(key) for key in keys]
 
@@ -91,13 +98,13 @@ class Loaders:
             return read_service(caller())
 
         async def summaries(
-            session: AsyncSession, params: tuple[Owner, TimeWindow], keys: list[Any]
+            session: AsyncConnection, params: tuple[Owner, TimeWindow], keys: list[Any]
         ) -> dict[Any, Summary]:
             owner, window = params
             return await reader().summaries(session, owner, window, keys)
 
         async def buckets(
-            session: AsyncSession,
+            session: AsyncConnection,
             params: tuple[Owner, TimeWindow, str, str, int],
             keys: list[Any],
         ) -> dict[Any, list[Bucket]]:
@@ -107,7 +114,7 @@ class Loaders:
             )
 
         async def users(
-            session: AsyncSession,
+            session: AsyncConnection,
             params: tuple[TimeWindow, UserOrder, int, int],
             keys: list[Any],
         ) -> dict[Any, Page[tuple[str, str]]]:
@@ -117,7 +124,7 @@ class Loaders:
             )
 
         async def interactions(
-            session: AsyncSession,
+            session: AsyncConnection,
             params: tuple[Owner, TimeWindow, int, int],
             keys: list[Any],
         ) -> dict[Any, Page[InteractionRow]]:
@@ -127,7 +134,7 @@ class Loaders:
             )
 
         async def interaction_counts(
-            session: AsyncSession, params: tuple[Owner, TimeWindow], keys: list[Any]
+            session: AsyncConnection, params: tuple[Owner, TimeWindow], keys: list[Any]
         ) -> dict[Any, int]:
             owner, window = params
             return await reader().interaction_counts(session, owner, window, keys)
@@ -140,12 +147,12 @@ class Loaders:
             source, first, offset = params
             return await reader().records(session, source, first, offset, keys)
 
-        async def tenants(session: AsyncSession, keys: list[Any]) -> dict[Any, bool]:
+        async def tenants(session: AsyncConnection, keys: list[Any]) -> dict[Any, bool]:
             found = await reader().existing_tenants(session, keys)
             return {key: True for key in found}
 
         async def user_exists(
-            session: AsyncSession, keys: list[Any]
+            session: AsyncConnection, keys: list[Any]
         ) -> dict[Any, bool]:
             found = await reader().existing_users(session, keys)
             return {key: True for key in found}
@@ -171,7 +178,7 @@ class Loaders:
             db, interaction_counts, int
         )
         self.records: DataLoader[Any, list[tuple[UsageRecord, int]]] = _grouped_loader(
-            db, records, list
+            db, records, list, orm=True
         )
         self.tenant_exists: DataLoader[str, bool | None] = _simple_loader(db, tenants)
         self.user_exists: DataLoader[tuple[str, str], bool | None] = _simple_loader(
@@ -179,9 +186,9 @@ class Loaders:
         )
         # Any role: mutation results and jobs show their interaction's ids.
         self.interaction: DataLoader[str, Interaction | None] = _simple_loader(
-            db, interaction
+            db, interaction, orm=True
         )
-        self.job: DataLoader[Any, Job | None] = _simple_loader(db, jobs)
+        self.job: DataLoader[Any, Job | None] = _simple_loader(db, jobs, orm=True)
         self.job_usage: DataLoader[Any, UsageRecord | None] = _simple_loader(
-            db, job_usage
+            db, job_usage, orm=True
         )

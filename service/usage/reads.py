@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
 from service.db.models import Interaction, UsageRecord
+from service.db.session import Reads
 from service.errors import Forbidden
 from service.usage import queries
 from service.usage.queries.models import (
@@ -86,15 +87,13 @@ class UsageReader:
         """The tenants the caller sees, in id order."""
         return await queries.tenants_page(session, self.scope, first, offset)
 
-    async def existing_tenants(
-        self, session: AsyncSession, ids: Sequence[str]
-    ) -> set[str]:
+    async def existing_tenants(self, session: Reads, ids: Sequence[str]) -> set[str]:
         """Which of `ids` are tenants the caller sees."""
         visible = self._visible(Owner.TENANT, ids)
         return await queries.existing_tenants(session, visible) if visible else set()
 
     async def existing_users(
-        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+        self, session: Reads, keys: Sequence[tuple[str, str]]
     ) -> set[tuple[str, str]]:
         """Which (tenant_id, user_id) pairs are users the caller sees."""
         visible = self._visible(Owner.USER, keys)
@@ -102,7 +101,7 @@ class UsageReader:
 
     async def summaries(
         self,
-        session: AsyncSession,
+        session: Reads,
         owner: Owner,
         window: TimeWindow,
         keys: Sequence[Hashable],
@@ -117,7 +116,7 @@ class UsageReader:
 
     async def buckets(
         self,
-        session: AsyncSession,
+        session: Reads,
         owner: Owner,
         window: TimeWindow,
         unit: str,
@@ -135,7 +134,7 @@ class UsageReader:
 
     async def users(
         self,
-        session: AsyncSession,
+        session: Reads,
         window: TimeWindow,
         order: UserOrder,
         first: int,
@@ -150,7 +149,7 @@ class UsageReader:
 
     async def interaction_pages(
         self,
-        session: AsyncSession,
+        session: Reads,
         owner: Owner,
         window: TimeWindow,
         first: int,
@@ -167,7 +166,7 @@ class UsageReader:
 
     async def interaction_counts(
         self,
-        session: AsyncSession,
+        session: Reads,
         owner: Owner,
         window: TimeWindow,
         keys: Sequence[Hashable],

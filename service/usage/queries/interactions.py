@@ -23,10 +23,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from service.db.models import Interaction, UsageRecord
+from service.db.session import Reads, dialect_of
 from service.db.types import UTCDateTime
 from service.usage.queries._sql import (
     INTERACTION_COLUMNS,
@@ -83,7 +83,7 @@ def _candidates(owner: Owner, keys: Sequence[Hashable], window: TimeWindow) -> A
 
 
 async def interactions_pages(
-    session: AsyncSession,
+    session: Reads,
     owner: Owner,
     keys: Sequence[Hashable],
     window: TimeWindow,
@@ -96,7 +96,7 @@ async def interactions_pages(
     stops at the page instead of ranking every interaction of the owner; its
     total is then left to `interaction_counts`, read only when asked for.
     """
-    if not window.is_open and session.get_bind().dialect.name == "postgresql":
+    if not window.is_open and dialect_of(session) == "postgresql":
         return await _interaction_pages_lateral(
             session, owner, keys, window, first, offset
         )
@@ -202,7 +202,7 @@ def _lateral_sql(owner: Owner, window: TimeWindow) -> str:
 
 
 async def _interaction_pages_lateral(
-    session: AsyncSession,
+    session: Reads,
     owner: Owner,
     keys: Sequence[Hashable],
     window: TimeWindow,
@@ -243,7 +243,7 @@ async def _interaction_pages_lateral(
 
 
 async def interaction_counts(
-    session: AsyncSession, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
+    session: Reads, owner: Owner, keys: Sequence[Hashable], window: TimeWindow
 ) -> dict[Hashable, int]:
     """How many interactions each owner has (with usage in the window, if set)."""
     if window.is_open:

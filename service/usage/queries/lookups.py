@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from service.db.models import Interaction, Tenant, UsageRecord, User
+from service.db.session import Reads
 from service.usage.queries.models import Page
 
 
@@ -35,14 +36,14 @@ async def tenants_page(
     return Page(items=[row.id for row in rows], total=total, offset=offset)
 
 
-async def existing_tenants(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+async def existing_tenants(session: Reads, ids: Sequence[str]) -> set[str]:
     """Which of `ids` are known tenants."""
     rows = await session.execute(select(Tenant.id).where(Tenant.id.in_(list(ids))))
     return set(rows.scalars())
 
 
 async def existing_users(
-    session: AsyncSession, keys: Sequence[tuple[str, str]]
+    session: Reads, keys: Sequence[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (tenant_id, user_id) pairs are known users."""
     rows = await session.execute(

@@ -26,9 +26,9 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Interaction, InteractionDayUsage, UsageRecord
+from service.db.session import Reads, dialect_of
 from service.db.sql import EdgeParameters, bucket_start, credit_sum
 from service.db.timebuckets import edges, zone
 from service.usage import rollups
@@ -58,7 +58,7 @@ MAX_CUT_HOURS = 400
 
 
 async def credit_summaries(
-    session: AsyncSession,
+    session: Reads,
     owner: Owner,
     keys: Sequence[Hashable],
     window: TimeWindow,
@@ -74,7 +74,7 @@ async def credit_summaries(
     Interactions only of `tenant`, if set.
     """
     if owner is Owner.INTERACTION:
-        postgresql = session.get_bind().dialect.name == "postgresql"
+        postgresql = dialect_of(session) == "postgresql"
         statement: Any = _interaction_sums(keys, window, tenant, postgresql)
     else:
         tiling = tile(window, steps_of(owner))
@@ -173,7 +173,7 @@ def _interaction_sums(
 
 
 async def usage_buckets(
-    session: AsyncSession,
+    session: Reads,
     owner: Owner,
     keys: Sequence[Hashable],
     window: TimeWindow,

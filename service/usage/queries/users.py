@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import UsageRecord, User
+from service.db.session import Reads
 from service.db.sql import credit_sum
 from service.db.types import Credits
 from service.usage.queries._sql import union
@@ -18,7 +18,7 @@ from service.usage.queries.windows import rollup_filters, steps_of, tile
 
 
 async def users_pages(
-    session: AsyncSession,
+    session: Reads,
     tenant_ids: Sequence[str],
     window: TimeWindow,
     order: UserOrder,
