@@ -1,5 +1,5 @@
-"""Database.query: loader reads without a transaction of their own on
-PostgreSQL, and read()'s transaction everywhere else."""
+"""Database.query and Database.rows: loader reads without a transaction of
+their own on PostgreSQL, and read()'s transaction everywhere else."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from contextlib import AbstractAsyncContextManager
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.session import Database
+from service.db.session import Database, Reads
 
 pytestmark = pytest.mark.asyncio
 
 
 async def _nows(
-    sessions: AbstractAsyncContextManager[AsyncSession],
+    sessions: AbstractAsyncContextManager[Reads],
 ) -> tuple[object, object]:
     """now() twice, 10 ms apart, in one of `sessions`: the start of the current
     transaction, so equal within one transaction and apart for two implicit ones."""
@@ -31,6 +30,8 @@ async def test_query_statements_run_in_their_own_transactions(db: Database) -> N
         pytest.skip("SQLite: query() is read()")
     first, second = await _nows(db.query())
     assert first != second
+    first, second = await _nows(db.rows())
+    assert first != second
     first, second = await _nows(db.read())
     assert first == second
 
@@ -42,6 +43,7 @@ async def test_query_leaves_the_pooled_connection_as_it_found_it(db: Database) -
         pytest.skip("SQLite: query() is read()")
     for _ in range(3):
         await _nows(db.query())
+        await _nows(db.rows())
     first, second = await _nows(db.read())
     assert first == second
     first, second = await _nows(db.write())
@@ -55,8 +57,17 @@ async def test_query_sees_what_was_committed(db: Database) -> None:
                 "INSERT INTO tenants (id, created_at) VALUES ('t-q', CURRENT_TIMESTAMP)"
             )
         )
-    async with db.query() as session:
-        found = (
-            await session.execute(text("SELECT id FROM tenants WHERE id = 't-q'"))
-        ).scalar_one()
-    assert found == "t-q"
+    for reads in (db.query(), db.rows()):
+        async with reads as session:
+            found = (
+                await session.execute(text("SELECT id FROM tenants WHERE id = 't-q'"))
+            ).scalar_one()
+        assert found == "t-q"
+
+
+async def test_rows_reads_one_transaction_on_sqlite(db: Database) -> None:
+    """SQLite: rows() is read()'s one transaction, on a Core connection."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL: rows() runs each statement on its own")
+    async with db.rows() as connection:
+        assert connection.in_transaction()
