@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -25,6 +25,7 @@ from service.graphql.queries import Query as UsageQuery
 from service.graphql.scalars import SCALAR_MAP
 from service.graphql.stateless_mutations import StatelessUsageMutation
 from service.graphql.subscriptions import Subscription as UsageSubscription
+from service.graphql.types.nodes import primed_credits
 from service.observability.graphql import OperationMetrics
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "schema"]
@@ -99,3 +100,16 @@ schema = Schema(
         CostLimiter,
     ],
 )
+
+
+def _install_plain_resolvers(built: Schema) -> None:
+    """Resolvers that graphql-core calls without strawberry's wrapper, where a
+    field is resolved hundreds of times per request (see primed_credits)."""
+    interaction = built._schema.get_type("Interaction")
+    assert isinstance(interaction, GraphQLObjectType)
+    field = interaction.fields["credits"]
+    assert field.resolve is not None
+    field.resolve = primed_credits(field.resolve)
+
+
+_install_plain_resolvers(schema)
