@@ -19,6 +19,7 @@ from service.db.models import (
     UsageRecord,
     UserDayUsage,
     UserHourUsage,
+    UserWeekUsage,
 )
 from service.db.session import Database
 from service.db.types import UTCDateTime
@@ -78,7 +79,12 @@ async def _rollups(url: str) -> list[set[tuple[Any, ...]]]:
         async with db.read() as session:
             return [
                 {tuple(row) for row in await session.execute(select(model.__table__))}
-                for model in (TenantHourUsage, UserDayUsage, UserHourUsage)
+                for model in (
+                    TenantHourUsage,
+                    UserDayUsage,
+                    UserHourUsage,
+                    UserWeekUsage,
+                )
             ]
     finally:
         await db.dispose()
@@ -89,7 +95,7 @@ def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> N
         upgrade(url, BEFORE_ROLLUPS)
         asyncio.run(_store_records(url))
         upgrade(url)
-        hours, days, user_hours = asyncio.run(_rollups(url))
+        hours, days, user_hours, weeks = asyncio.run(_rollups(url))
     utc = UTC
     h23 = datetime(2026, 3, 1, 23, tzinfo=utc)
     assert hours == {
@@ -114,6 +120,15 @@ def test_rollups_are_filled_from_the_records_already_stored(tmp_path: Path) -> N
         ("t1", datetime(2026, 3, 2, tzinfo=utc), "u1", "STREAM", Decimal("0.2"), 1),
         ("t1", h23, "u2", "DOCUMENT", Decimal("999999999999.999999999"), 1),
         ("t2", h23, "u1", "TRANSCRIPT", Decimal("0.333333333"), 1),
+    }
+    # usage_user_weeks (a later migration) too: 2026-03-01 is a Sunday, in the
+    # ISO week from Monday 2026-02-23; 2026-03-02 starts the next one.
+    february_23 = datetime(2026, 2, 23, tzinfo=utc)
+    assert weeks == {
+        ("t1", february_23, "u1", "STREAM", Decimal("0.1"), 1),
+        ("t1", march_2, "u1", "STREAM", Decimal("0.2"), 1),
+        ("t1", february_23, "u2", "DOCUMENT", Decimal("999999999999.999999999"), 1),
+        ("t2", february_23, "u1", "TRANSCRIPT", Decimal("0.333333333"), 1),
     }
 
 

@@ -208,6 +208,34 @@ class UserHourUsage(Base):
     records: Mapped[int] = mapped_column(BigInteger)
 
 
+class UserWeekUsage(Base):
+    """Rollup: a user's usage per ISO week (from Monday 00:00 UTC) and source
+    (service.usage.rollups).
+
+    Users' totals and rankings over a range take its whole weeks from here,
+    the whole days beside them from usage_user_days, then hours, then records:
+    a 90-day range reads about 20 rows per user and source instead of 90.
+    """
+
+    __tablename__ = "usage_user_weeks"
+    __table_args__ = (
+        Index(
+            "ix_usage_user_weeks_user_week",
+            "tenant_id",
+            "user_id",
+            "week",
+            postgresql_include=["source", "credits", "records"],
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    week: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    credits: Mapped[Decimal] = mapped_column(CreditTotal)
+    records: Mapped[int] = mapped_column(BigInteger)
+
+
 class InteractionDayUsage(Base):
     """Rollup: an interaction's usage per UTC day and source (service.usage.rollups).
 

@@ -1,9 +1,9 @@
-"""Rollups of usage_records: per tenant per UTC hour, per user per UTC day
-and hour, per interaction per UTC day.
+"""Rollups of usage_records: per tenant per UTC hour, per user per UTC hour,
+day and ISO week (from Monday 00:00 UTC), per interaction per UTC day.
 
-`usage_tenant_hours`, `usage_user_days` and `usage_user_hours` hold, per
-source, the exact credit sum and the number of records of the registered
-usage in each hour or day;
+`usage_tenant_hours`, `usage_user_hours`, `usage_user_days` and
+`usage_user_weeks` hold, per source, the exact credit sum and the number of
+records of the registered usage in each hour, day or week;
 `usage_interaction_days` the same for every record naming an interaction
 (registered or not: it is keyed by the interaction, so a re-registration
 moves nothing in it). They are written only here, by `UsageService`, in the
@@ -24,7 +24,7 @@ credits are padded text, see service.db.types).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,14 +41,17 @@ from service.db.models import (
     UsageRecord,
     UserDayUsage,
     UserHourUsage,
+    UserWeekUsage,
 )
 from service.usage.records import LOOKUP_CHUNK, chunks
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
 
 TenantHourKey = tuple[str, datetime, str]  # tenant, hour, source
 UserDayKey = tuple[str, datetime, str, str]  # tenant, day, user, source
+UserWeekKey = tuple[str, datetime, str, str]  # tenant, week, user, source
 UserHourKey = tuple[str, datetime, str, str]  # tenant, hour, user, source
 InteractionDayKey = tuple[str, datetime, str]  # interaction, day, source
 
@@ -63,6 +66,23 @@ def day_of(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def week_of(instant: datetime) -> datetime:
+    """The ISO week holding `instant`: from Monday 00:00 UTC (PostgreSQL's
+    date_trunc('week', ..., 'UTC'))."""
+    day = day_of(instant)
+    return day - timedelta(days=day.weekday())
+
+
+def floor_of(step: timedelta) -> Callable[[datetime], datetime]:
+    """The start of the rollup step (hour, day or week) holding an instant."""
+    if step == HOUR:
+        return hour_of
+    if step == DAY:
+        return day_of
+    assert step == WEEK
+    return week_of
+
+
 class Deltas:
     """Changes to both rollups, summed per key."""
 
@@ -74,6 +94,9 @@ class Deltas:
             lambda: [Decimal(0), 0]
         )
         self.user_hours: dict[UserHourKey, list[Any]] = defaultdict(
+            lambda: [Decimal(0), 0]
+        )
+        self.user_weeks: dict[UserWeekKey, list[Any]] = defaultdict(
             lambda: [Decimal(0), 0]
         )
         self.interaction_days: dict[InteractionDayKey, list[Any]] = defaultdict(
@@ -95,6 +118,7 @@ class Deltas:
             self.tenant_hours[(tenant_id, hour, source)],
             self.user_days[(tenant_id, day_of(created_at), user_id, source)],
             self.user_hours[(tenant_id, hour, user_id, source)],
+            self.user_weeks[(tenant_id, week_of(created_at), user_id, source)],
         ):
             entry[0] += credits * sign
             entry[1] += sign
@@ -112,6 +136,7 @@ class Deltas:
             self.tenant_hours
             or self.user_days
             or self.user_hours
+            or self.user_weeks
             or self.interaction_days
         )
 
@@ -121,7 +146,13 @@ class _Rollup:
     """One rollup table: its key columns (PostgreSQL array types) and how a
     record's key is computed in SQL from usage_records."""
 
-    model: type[TenantHourUsage | UserDayUsage | UserHourUsage | InteractionDayUsage]
+    model: type[
+        TenantHourUsage
+        | UserDayUsage
+        | UserHourUsage
+        | UserWeekUsage
+        | InteractionDayUsage
+    ]
     keys: tuple[tuple[str, str], ...]
     from_record: str
     counted: str  # which records it counts (SQL condition on usage_records)
@@ -182,6 +213,17 @@ _ROLLUPS = (
         "tenant_id IS NOT NULL",
     ),
     _Rollup(
+        UserWeekUsage,
+        (
+            ("tenant_id", "text"),
+            ("week", "timestamptz"),
+            ("user_id", "text"),
+            ("source", "text"),
+        ),
+        "tenant_id, date_trunc('week', created_at, 'UTC'), user_id, source",
+        "tenant_id IS NOT NULL",
+    ),
+    _Rollup(
         InteractionDayUsage,
         (("interaction_id", "text"), ("day", "timestamptz"), ("source", "text")),
         "interaction_id, date_trunc('day', created_at, 'UTC'), source",
@@ -202,6 +244,7 @@ async def apply(session: AsyncSession, deltas: Deltas) -> None:
         deltas.tenant_hours,
         deltas.user_days,
         deltas.user_hours,
+        deltas.user_weeks,
         deltas.interaction_days,
     )
     for rollup, changes in zip(_ROLLUPS, changes_per_rollup, strict=True):

@@ -21,6 +21,7 @@ REWRITTEN = (
     "usage_tenant_hours",
     "usage_user_days",
     "usage_user_hours",
+    "usage_user_weeks",
     "usage_interaction_days",
 )
 

@@ -35,6 +35,7 @@ from service.db.models import (
     TenantHourUsage,
     UserDayUsage,
     UserHourUsage,
+    UserWeekUsage,
 )
 from service.db.session import Database
 from service.errors import Conflict
@@ -45,7 +46,10 @@ from service.usage.records import Source, UsageIn
 from service.usage.service import usage_service
 
 START = datetime(2025, 10, 24, tzinfo=UTC)  # spans the EU DST change on 2025-10-26
-SPAN_MINUTES = 6 * 24 * 60
+# 15 days from a Friday: one whole ISO week (Monday 2025-10-27 to 2025-11-03)
+# and parts of two more, so that ranges take whole weeks from usage_user_weeks.
+SPAN_MINUTES = 15 * 24 * 60
+WEEK_STARTS = (3 * 1440, 10 * 1440)  # the Mondays inside the span
 ZONES = ("UTC", "Europe/Copenhagen", "Asia/Kolkata", "America/New_York")
 CREDITS = [
     Decimal(v)
@@ -91,11 +95,12 @@ records = st.builds(
     minute=st.integers(0, SPAN_MINUTES - 1),
 )
 operations = st.lists(st.one_of(registers, records, records), min_size=1, max_size=25)
-# Range ends: any minute, or whole hours and days (the rollups' own steps).
+# Range ends: any minute, or whole hours, days and weeks (the rollups' steps).
 ends = st.one_of(
     st.integers(0, SPAN_MINUTES),
     st.integers(0, SPAN_MINUTES // 60).map(lambda hour: hour * 60),
     st.integers(0, SPAN_MINUTES // 1440).map(lambda day: day * 1440),
+    st.sampled_from(WEEK_STARTS),
 )
 spans = st.tuples(ends, ends).map(lambda pair: (min(pair), max(pair)))
 
@@ -345,15 +350,19 @@ async def _check_rollups(
     hours: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     days: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     user_hours: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    weeks: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
     for row in rows:
         if row.interaction not in owners:
             continue
         tenant, user = owners[row.interaction]
         at = START + timedelta(minutes=row.minute)
+        day = at.replace(hour=0, minute=0)
+        monday = day - timedelta(days=day.weekday())
         for entry in (
             hours[(tenant, at.replace(minute=0), row.source.value)],
-            days[(tenant, at.replace(hour=0, minute=0), user, row.source.value)],
+            days[(tenant, day, user, row.source.value)],
             user_hours[(tenant, at.replace(minute=0), user, row.source.value)],
+            weeks[(tenant, monday, user, row.source.value)],
         ):
             entry[0] += row.credits
             entry[1] += 1
@@ -374,7 +383,13 @@ async def _check_rollups(
     }
     assert stored_hours == dict(hours)
     assert stored_days == dict(days)
+    stored_weeks = {
+        tuple(r[:4]): [r[4], r[5]]
+        for r in await session.execute(select(UserWeekUsage.__table__))
+        if r[5]
+    }
     assert stored_user_hours == dict(user_hours)
+    assert stored_weeks == dict(weeks)
     # Per interaction: every record naming it, registered or not.
     interaction_days: dict[tuple[Any, ...], list[Any]] = defaultdict(
         lambda: [Decimal(0), 0]
@@ -508,6 +523,24 @@ async def _check(
         Record(Source.FACTS, f"{DIRECT}t0:u0", "x3", Decimal("2.5"), 1000),
     ],
     span=(0, 1440),
+)
+# A range of a whole ISO week and the days and hours beside it (users' totals
+# and rankings take the week from usage_user_weeks), records on both sides of
+# each Monday, and a re-registration that moves a week's rows to another user.
+@example(
+    ops=[
+        Register("i0", "t0", "u0"),
+        Register("i1", "t0", "u1"),
+        Record(Source.STREAM, "i0", "x0", Decimal("0.1"), WEEK_STARTS[0] - 1),
+        Record(Source.STREAM, "i0", "x1", Decimal(1), WEEK_STARTS[0]),
+        Record(Source.DOCUMENT, "i1", "x1", Decimal("2.5"), WEEK_STARTS[0] + 5000),
+        Record(Source.STREAM, "i1", "x2", Decimal("0.2"), WEEK_STARTS[1] - 1),
+        Record(Source.TRANSCRIPT, "i0", "x3", Decimal(1), WEEK_STARTS[1]),
+        Record(Source.FACTS, f"{DIRECT}t0:u1", "x4", Decimal("0.333333333"), 9000),
+        Register("i0", "t0", "u1"),
+        Record(Source.STREAM, "i0", "x5", Decimal(1), WEEK_STARTS[1] + 30),
+    ],
+    span=(WEEK_STARTS[0] - 90, WEEK_STARTS[1] + 61),
 )
 def test_totals_and_buckets_equal_a_recomputation(
     database_url: str, ops: list[Register | Record], span: tuple[int, int]

@@ -1,8 +1,9 @@
 """Credit totals and time buckets per owner, one statement per batch of owners.
 
-Tenants read whole UTC hours from `usage_tenant_hours`; users whole UTC days
-from `usage_user_days` and whole hours from `usage_user_hours`; only what is
-left of a window (less than an hour at each end) comes from the records.
+Tenants read whole UTC hours from `usage_tenant_hours`; users whole ISO weeks
+(from Monday 00:00 UTC) from `usage_user_weeks`, the whole UTC days beside
+them from `usage_user_days` and whole hours from `usage_user_hours`; only what
+is left of a window (less than an hour at each end) comes from the records.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from service.usage.queries.models import (
 from service.usage.queries.windows import (
     aligned,
     rollup_filters,
+    rollup_of,
     split,
     steps_of,
     tile,
@@ -226,7 +228,7 @@ async def usage_buckets(
         table, rollup_columns, clauses = rollup_filters(
             owner, keys, step, windows, holes=tiling.holes.get(step, ())
         )
-        time = table.c.hour if step == rollups.HOUR else table.c.day
+        _, time = rollup_of(owner, step)
         rollup_bucket = bucket_start(time, parameters, unit, zone_name)
         parts.append(
             select(

@@ -9,7 +9,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from service.db.models import TenantHourUsage, UserDayUsage, UserHourUsage
+from service.db.models import (
+    TenantHourUsage,
+    UserDayUsage,
+    UserHourUsage,
+    UserWeekUsage,
+)
 from service.usage import rollups
 from service.usage.queries._sql import in_
 from service.usage.queries.models import Owner, TimeWindow, time_range
@@ -31,8 +36,8 @@ class Split:
 
 
 def split(window: TimeWindow, step: timedelta) -> Split:
-    """Whole UTC hours or days of `window` (from a rollup) and the rest."""
-    floor = rollups.hour_of if step == rollups.HOUR else rollups.day_of
+    """Whole UTC hours, days or weeks of `window` (from a rollup) and the rest."""
+    floor = rollups.floor_of(step)
 
     def ceil(instant: datetime) -> datetime:
         start = floor(instant)
@@ -86,7 +91,8 @@ def tile(
     window: TimeWindow, steps: Sequence[timedelta], cuts: Sequence[datetime] = ()
 ) -> Tiling:
     """Whole steps of `window` from the coarsest rollup that fits, the ends
-    from finer ones (whole UTC days, then hours), the rest from the records.
+    from finer ones (whole UTC weeks, days, then hours), the rest from the
+    records.
 
     A step holding one of `cuts` (bucket boundaries not on a step's start,
     in zones whose offset is not a whole hour) is left to the next finer
@@ -104,7 +110,7 @@ def tile(
         cut = split(part, step)
         if cut.inner is not None:
             parts.setdefault(step, []).append(cut.inner)
-            floor = rollups.hour_of if step == rollups.HOUR else rollups.day_of
+            floor = rollups.floor_of(step)
             inside = sorted(
                 {
                     floor(instant)
@@ -125,19 +131,22 @@ def tile(
 
 
 def steps_of(owner: Owner) -> tuple[timedelta, ...]:
-    """The rollup steps of tenants (hours) or users (days, then hours)."""
+    """The rollup steps of tenants (hours) or users (weeks, days, then hours)."""
     if owner is Owner.TENANT:
         return (rollups.HOUR,)
-    return (rollups.DAY, rollups.HOUR)
+    return (rollups.WEEK, rollups.DAY, rollups.HOUR)
 
 
 def rollup_of(owner: Owner, step: timedelta) -> tuple[Any, Any]:
-    """The rollup table of tenants (hours) or users (days or hours), and its
-    time column."""
+    """The rollup table of tenants (hours) or users (weeks, days or hours),
+    and its time column."""
     if owner is Owner.TENANT:
         assert step == rollups.HOUR
         table = TenantHourUsage.__table__
         return table, table.c.hour
+    if step == rollups.WEEK:
+        table = UserWeekUsage.__table__
+        return table, table.c.week
     if step == rollups.DAY:
         table = UserDayUsage.__table__
         return table, table.c.day
@@ -175,6 +184,6 @@ def rollup_filters(
 
 
 def aligned(instants: Sequence[datetime], step: timedelta) -> bool:
-    """True when every instant starts a UTC hour (or day)."""
-    floor = rollups.hour_of if step == rollups.HOUR else rollups.day_of
+    """True when every instant starts a UTC hour (or day, or week)."""
+    floor = rollups.floor_of(step)
     return all(floor(instant) == instant for instant in instants)
