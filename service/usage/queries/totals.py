@@ -81,7 +81,7 @@ async def credit_summaries(
     else:
         tiling = tile(window, steps_of(owner))
         parts: list[Any] = []
-        for step, windows in tiling.parts.items():
+        for step, windows in tiling.each_part():
             table, columns, clauses = rollup_filters(owner, keys, step, windows)
             parts.append(
                 select(
@@ -224,7 +224,7 @@ async def usage_buckets(
         steps, cuts = [rollups.HOUR], interior
     tiling = tile(window, steps, cuts)
     parts: list[Any] = []
-    for step, windows in tiling.parts.items():
+    for step, windows in tiling.each_part():
         table, rollup_columns, clauses = rollup_filters(
             owner, keys, step, windows, holes=tiling.holes.get(step, ())
         )

@@ -33,7 +33,7 @@ async def users_pages(
     """
     tiling = tile(window, steps_of(Owner.USER))
     parts: list[Any] = []
-    for step, windows in tiling.parts.items():
+    for step, windows in tiling.each_part():
         table, _, clauses = rollup_filters(
             Owner.USER, [], step, windows, tenants=tenant_ids
         )
