@@ -22,6 +22,8 @@ from service.validation import DECIMAL_SYNTAX
 
 def serialize_datetime(value: datetime) -> str:
     """ISO-8601 in UTC with a `Z`."""
+    if value.tzinfo is UTC:  # what the database types return: no conversion
+        return value.replace(tzinfo=None).isoformat() + "Z"
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -7,8 +7,19 @@ from decimal import Decimal
 
 import strawberry
 
-from service.usage.queries.models import Bucket, Summary
+from service.usage.queries.models import ZERO, Bucket, Summary
 from service.usage.records import Source
+
+_STREAM, _TRANSCRIPT, _DOCUMENT = (
+    Source.STREAM.value,
+    Source.TRANSCRIPT.value,
+    Source.DOCUMENT.value,
+)
+_FACTS, _CODING, _DICTATION = (
+    Source.FACTS.value,
+    Source.CODING.value,
+    Source.DICTATION.value,
+)
 
 
 @strawberry.type(
@@ -38,15 +49,18 @@ class CreditSummary:
 
     @classmethod
     def from_summary(cls, summary: Summary) -> CreditSummary:
-        """Map a query summary."""
+        """Map a query summary (a dashboard maps hundreds: plain dict lookups,
+        not Summary.of's per-source enum value)."""
+        by_source = summary.by_source
+        get = by_source.get
         return cls(
-            total=summary.total,
-            stream=summary.of(Source.STREAM),
-            transcript=summary.of(Source.TRANSCRIPT),
-            document=summary.of(Source.DOCUMENT),
-            facts=summary.of(Source.FACTS),
-            coding=summary.of(Source.CODING),
-            dictation=summary.of(Source.DICTATION),
+            total=sum(by_source.values(), ZERO),
+            stream=get(_STREAM, ZERO),
+            transcript=get(_TRANSCRIPT, ZERO),
+            document=get(_DOCUMENT, ZERO),
+            facts=get(_FACTS, ZERO),
+            coding=get(_CODING, ZERO),
+            dictation=get(_DICTATION, ZERO),
             records=summary.records,
         )
 
