@@ -30,15 +30,21 @@ class Context:
     extras: dict[str, Any] = field(default_factory=dict)
     # graphql-transport-ws: the connection_init payload (see subscriptions.py).
     connection_params: dict[str, Any] | None = None
-    # Built for this context's caller (see reset_loaders).
-    loaders: Loaders = field(init=False)
+    # Built for this context's caller on first use (see loaders).
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.reset_loaders()
+    @property
+    def loaders(self) -> Loaders:
+        """This operation's loaders, built when a resolver first asks: a webhook
+        mutation reads nothing through them, and building the eleven of them
+        was about a tenth of a registration's CPU (py-spy, bench --profile)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.db, lambda: self.caller)
+        return self._loaders
 
     def reset_loaders(self) -> None:
         """Fresh loaders (empty caches) for this context's caller."""
-        self.loaders = Loaders(self.db, lambda: self.caller)
+        self._loaders = None
 
     @property
     def caller(self) -> Principal:
