@@ -323,8 +323,9 @@ def primed_credits(resolve: GraphQLFieldResolver) -> GraphQLFieldResolver:
 
     A dashboard lists hundreds of interactions, each asking for its credits
     over its page's range: strawberry's argument conversion and Info for each
-    were about a sixth of the dashboard's CPU (bench/README.md). The answer is
-    the same either way (tests/graphql/test_primed_credits.py).
+    were about a sixth of the dashboard's CPU (README, "Issue 12: this round
+    (2026-12-06)"). The answer is the same either way
+    (tests/graphql/test_primed_credits.py).
     """
 
     def resolver(source: Any, info: Any, **kwargs: Any) -> Any:
