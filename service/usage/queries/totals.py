@@ -81,8 +81,8 @@ async def credit_summaries(
     else:
         tiling = tile(window, steps_of(owner))
         parts: list[Any] = []
-        for step, windows in tiling.each_part():
-            table, columns, clauses = rollup_filters(owner, keys, step, windows)
+        for step, whole in tiling.each_part():
+            table, columns, clauses = rollup_filters(owner, keys, step, whole)
             parts.append(
                 select(
                     *columns,
@@ -224,9 +224,9 @@ async def usage_buckets(
         steps, cuts = [rollups.HOUR], interior
     tiling = tile(window, steps, cuts)
     parts: list[Any] = []
-    for step, windows in tiling.each_part():
+    for step, whole in tiling.each_part():
         table, rollup_columns, clauses = rollup_filters(
-            owner, keys, step, windows, holes=tiling.holes.get(step, ())
+            owner, keys, step, whole, holes=tiling.holes.get(step, ())
         )
         _, time = rollup_of(owner, step)
         rollup_bucket = bucket_start(time, parameters, unit, zone_name)

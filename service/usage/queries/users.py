@@ -33,9 +33,9 @@ async def users_pages(
     """
     tiling = tile(window, steps_of(Owner.USER))
     parts: list[Any] = []
-    for step, windows in tiling.each_part():
+    for step, whole in tiling.each_part():
         table, _, clauses = rollup_filters(
-            Owner.USER, [], step, windows, tenants=tenant_ids
+            Owner.USER, [], step, whole, tenants=tenant_ids
         )
         parts.append(
             select(table.c.tenant_id, table.c.user_id, table.c.credits).where(*clauses)
