@@ -69,8 +69,8 @@ async def credit_summaries(
 ) -> dict[Hashable, Summary]:
     """Credits per source for each owner within the window.
 
-    Tenants: whole UTC hours from their rollup; users: whole UTC days, then
-    whole hours beside them; interactions: whole UTC days; the rest of the
+    Tenants: whole UTC hours from their rollup; users: whole ISO weeks, then
+    whole UTC days and hours beside them; interactions: whole UTC days; the rest of the
     window (less than an hour, or a day for interactions, at each end) from
     the records, in one statement.
     Interactions only of `tenant`, if set.

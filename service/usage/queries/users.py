@@ -27,9 +27,9 @@ async def users_pages(
 ) -> dict[str, Page[tuple[str, str]]]:
     """Each tenant's users (with usage in the window, or all when it is open).
 
-    Credits per user come from the user-day rollup for the window's whole
-    UTC days, the user-hour rollup for the whole hours beside them, and the
-    records for the rest (less than an hour at each end).
+    Credits per user come from the user-week rollup for the window's whole
+    ISO weeks, the user-day and user-hour rollups for the whole days and hours
+    beside them, and the records for the rest (less than an hour at each end).
     """
     tiling = tile(window, steps_of(Owner.USER))
     parts: list[Any] = []
